@@ -83,7 +83,7 @@ class Netns {
 /// Returns its exit status and stdout.
 inline std::pair<int, std::string> sh(const std::string& cmd) {
   std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  FILE* p = ::popen(("{\n" + cmd + "\n} 2>&1").c_str(), "r");
   if (p == nullptr) return {-1, out};
   char buf[4096];
   size_t n;
