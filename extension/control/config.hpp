@@ -1,0 +1,116 @@
+#pragma once
+// The daemon's configuration: the DESIGN.md JSON schema, parsed and strictly validated.
+
+#include "extension/control/platform.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flowrelay::control {
+
+/// What a rule (or the default) decides for a flow.
+enum class Verdict : std::uint8_t { bypass, claim };
+
+/// Which transport a rule applies to.
+enum class ProtoMatch : std::uint8_t { any, tcp, udp };
+
+/// How a new epoch treats live flows whose verdict it flips (DESIGN.md "policy").
+enum class ReclaimPolicy : std::uint8_t { surgical, restart, keep };
+
+const char* to_string(Verdict v);
+const char* to_string(ProtoMatch p);
+const char* to_string(ReclaimPolicy p);
+
+/// A network prefix in canonical form: host bits are always zero; v4-mapped v6 prefixes are rejected.
+struct Cidr {
+  boost::asio::ip::address network;
+  std::uint8_t prefix = 0;
+  std::string to_string() const;
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
+/// Inclusive port range; a single port has lo == hi.
+struct PortRange {
+  std::uint16_t lo = 0;
+  std::uint16_t hi = 0;
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+/// One rule. An empty list means the field was absent: it matches anything. (An explicitly empty
+/// list is a config error, so "empty" never means "matches nothing".)
+struct Rule {
+  std::string name;  // from the config, or "rules[i]" when it had none
+  Verdict verdict = Verdict::bypass;
+  ProtoMatch proto = ProtoMatch::any;
+  std::vector<Cidr> dst;
+  std::vector<PortRange> ports;
+  std::vector<std::uint32_t> uids;
+  std::vector<std::string> apps;   // globs over the Apple signing identifier
+  std::vector<std::string> hosts;  // globs over the lower-cased hostname
+};
+
+/// The `reclaim` section.
+struct ReclaimSettings {
+  ReclaimPolicy policy = ReclaimPolicy::surgical;
+  std::chrono::milliseconds debounce{250};
+  std::chrono::milliseconds drain{2000};
+  std::chrono::milliseconds min_restart_interval{10000};
+};
+
+/// The `limits` section.
+struct Limits {
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::seconds tcp_idle_timeout{3600};
+  std::chrono::seconds udp_idle_timeout{60};
+  std::uint64_t flow_buffer_bytes = 262144;
+  std::uint64_t max_flows = 65536;
+};
+
+/// The `linux` section. The policy route matches `fwmark` exactly; `bypass_mark` must differ.
+struct LinuxSettings {
+  std::uint16_t tproxy_port = 7893;
+  std::uint32_t fwmark = 1;
+  std::uint32_t route_table = 100;
+  std::uint32_t bypass_mark = 255;
+};
+
+/// A validated configuration. Immutable once built; shared between epochs by shared_ptr.
+struct Config {
+  Verdict default_verdict = Verdict::bypass;
+  std::vector<Rule> rules;
+  ReclaimSettings reclaim;
+  Limits limits;
+  LinuxSettings linux_settings;
+  std::string control_socket = "/run/flowrelay.sock";
+  std::string metrics_listen = "127.0.0.1:9464";
+  /// FNV-1a 64 of the canonical (re-serialised) JSON: whitespace-only edits hash the same.
+  std::uint64_t content_hash = 0;
+};
+
+/// A rejected config: `path()` names the fault (`rules[2].ports[0]`, empty for the whole
+/// document), `message()` says what was wrong; `what()` is "path: message".
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string path, std::string message);
+  const std::string& path() const { return path_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string path_;
+  std::string message_;
+};
+
+/// Parses and validates `text` for a platform. Throws ConfigError on the first fault found.
+/// Errors in the JSON itself (or bad UTF-8) carry the path "line L, column C".
+Config parse_config(std::string_view text, const PlatformCaps& platform);
+
+/// Damerau (optimal string alignment) edit distance; used for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+}  // namespace flowrelay::control

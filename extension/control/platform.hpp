@@ -1,0 +1,31 @@
+#pragma once
+// What the platform underneath can evaluate and do; config validation and the planner consult it.
+
+#include <string_view>
+
+namespace flowrelay::control {
+
+/// Capabilities of the platform a config is validated for. Linux matches on uids; Apple matches on
+/// signing identifiers (`apps`) and hostnames (`hosts`). A rule using a field its platform cannot
+/// evaluate is an error there (`rules[0].apps: not supported on linux`), never silently ignored.
+struct PlatformCaps {
+  std::string_view name;
+  bool uids = false;
+  bool apps = false;
+  bool hosts = false;
+
+  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false}; }
+  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true}; }
+  /// Accepts every field: for tools that only inspect a config, and for tests.
+  static constexpr PlatformCaps any() { return {"any", true, true, true}; }
+  /// The platform this binary was built for.
+  static constexpr PlatformCaps native() {
+#if defined(__APPLE__)
+    return for_apple();
+#else
+    return for_linux();
+#endif
+  }
+};
+
+}  // namespace flowrelay::control
