@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace flowrelay::relay {
 
@@ -51,6 +52,10 @@ struct FlowMeta {
   EpochId epoch = 0;     // epoch whose verdict put the flow where it is
   std::chrono::system_clock::time_point claimed_at{};
 };
+
+/// Parses "1.2.3.4:80" or "[::1]:80"; nullopt if it is not an address and a port (1-65535, or 0 to
+/// let the kernel pick).
+std::optional<Endpoint> parse_endpoint(std::string_view text);
 
 inline const char* to_string(Proto p) { return p == Proto::tcp ? "tcp" : "udp"; }
 

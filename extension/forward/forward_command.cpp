@@ -1,0 +1,57 @@
+#include "extension/forward/forward_command.hpp"
+
+#include "extension/forward/forward_source.hpp"
+#include "relay/egress.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <system_error>
+
+namespace flowrelay::forward {
+
+int run_forward(const ForwardCommand& cmd) {
+  const auto listen = relay::parse_endpoint(cmd.listen);
+  const auto to = relay::parse_endpoint(cmd.to);
+  if (!listen) {
+    std::fprintf(stderr, "flowrelay forward: --listen %s is not ADDR:PORT\n", cmd.listen.c_str());
+    return 2;
+  }
+  if (!to || to->port == 0) {
+    std::fprintf(stderr, "flowrelay forward: --to %s is not ADDR:PORT\n", cmd.to.c_str());
+    return 2;
+  }
+
+  // Signals first, so no thread started below can take SIGTERM before it is handled.
+  boost::asio::io_context main_io;
+  boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
+  signals.async_wait([](const boost::system::error_code& ec, int sig) {
+    if (!ec) spdlog::info("signal {}: draining", sig);
+  });
+
+  relay::Reactor reactor(cmd.threads);
+  relay::DirectEgress egress({cmd.connect_timeout, cmd.mark});
+  relay::Relay relay(reactor, egress, {});
+  ForwardSource source(reactor, relay, {*listen, *to, cmd.udp});
+  try {
+    source.start();
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "flowrelay forward: %s\n", e.what());
+    return 1;
+  }
+  reactor.start();
+  main_io.run();  // until a signal
+
+  source.stop();
+  relay.drain(std::chrono::steady_clock::now() + cmd.drain);
+  const auto c = relay.counters();
+  spdlog::info("stopped: {} flows relayed, {} dial failures", c.adopted, c.dial_failures);
+  reactor.stop();
+  return 0;
+}
+
+}  // namespace flowrelay::forward

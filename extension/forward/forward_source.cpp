@@ -1,0 +1,204 @@
+#include "extension/forward/forward_source.hpp"
+
+#include "relay/socket_tcp_flow.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <system_error>
+#include <unordered_map>
+
+namespace flowrelay::forward {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+using boost::system::error_code;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+  static std::shared_ptr<spdlog::logger> l = [] {
+    auto g = spdlog::get("forward");
+    return g ? g : spdlog::stderr_color_mt("forward");
+  }();
+  return l;
+}
+
+relay::Endpoint from_asio(const auto& ep) { return {ep.address(), ep.port()}; }
+
+bool out_of_descriptors(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+         ec.value() == ENFILE;
+}
+
+}  // namespace
+
+struct ForwardSource::Shard {
+  Shard(asio::io_context& io) : io(io), acceptor(io), socket(io) {}
+
+  asio::io_context& io;
+  tcp::acceptor acceptor;
+  udp::socket socket;
+  std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>> associations;
+};
+
+namespace {
+
+// A forwarded UDP peer: replies go back out of the shard's listening socket.
+class ForwardUdpFlow final : public relay::UdpFlow {
+ public:
+  ForwardUdpFlow(udp::socket& socket, udp::endpoint peer,
+                 std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table)
+      : socket_(socket), peer_(peer), table_(table) {}
+
+  bool send_to_app(const relay::Datagram& d) override {
+    error_code ec;
+    socket_.send_to(d.payload.asio(), peer_, 0, ec);
+    return !ec;
+  }
+  void closed() override { table_.erase(peer_); }
+
+ private:
+  udp::socket& socket_;
+  udp::endpoint peer_;
+  std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table_;
+};
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, relay::Endpoint to) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer backoff(ex);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+    if (out_of_descriptors(ec)) {
+      // Backing off lets flows finish and free descriptors; retrying at once would spin.
+      log()->warn("accept: {}; pausing accepts for 100 ms", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    if (ec) continue;  // the client gave up between SYN and accept
+    error_code rec;
+    const auto remote = socket.remote_endpoint(rec);
+    if (rec) continue;
+    relay::FlowMeta meta;
+    meta.proto = relay::Proto::tcp;
+    meta.app = from_asio(remote);
+    meta.dst = to;
+    meta.claimed_at = std::chrono::system_clock::now();
+    relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
+  }
+}
+
+asio::awaitable<void> datagram_loop(udp::socket& socket,
+                                    std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table,
+                                    relay::Relay& relay, relay::Endpoint to) {
+  auto ex = co_await asio::this_coro::executor;
+  for (;;) {
+    auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec || !socket.is_open()) co_return;
+    for (;;) {
+      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
+      if (!chunk) break;
+      udp::endpoint peer;
+      const std::size_t n = socket.receive_from(chunk.asio_mutable(), peer, 0, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) {
+        if (!socket.is_open()) co_return;
+        continue;
+      }
+      chunk.truncate(n);
+      auto it = table.find(peer);
+      if (it == table.end()) {
+        relay::FlowMeta meta;
+        meta.proto = relay::Proto::udp;
+        meta.app = from_asio(peer);
+        meta.dst = to;
+        meta.claimed_at = std::chrono::system_clock::now();
+        auto assoc = relay.adopt(std::make_unique<ForwardUdpFlow>(socket, peer, table), std::move(meta), ex);
+        if (!assoc) continue;  // relay full: drop, as the network would
+        it = table.emplace(peer, std::move(assoc)).first;
+      }
+      it->second->from_app(relay::Datagram{std::move(chunk), to});
+    }
+  }
+}
+
+template <typename Socket>
+void bind_reuseport(Socket& s, const typename Socket::endpoint_type& ep) {
+  s.open(ep.protocol());
+  s.set_option(asio::socket_base::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw std::system_error(errno, std::system_category(), "SO_REUSEPORT");
+  s.bind(ep);
+}
+
+}  // namespace
+
+ForwardSource::ForwardSource(relay::Reactor& reactor, relay::Relay& relay, ForwardOptions options)
+    : reactor_(reactor), relay_(relay), options_(std::move(options)), bound_(options_.listen) {}
+
+ForwardSource::~ForwardSource() { stop(); }
+
+void ForwardSource::start() {
+  for (std::size_t i = 0; i < reactor_.size(); ++i) {
+    auto shard = std::make_unique<Shard>(reactor_.context(i));
+    try {
+      if (options_.udp) {
+        bind_reuseport(shard->socket, udp::endpoint(bound_.address, bound_.port));
+        shard->socket.non_blocking(true);
+        if (bound_.port == 0) bound_.port = shard->socket.local_endpoint().port();
+      } else {
+        bind_reuseport(shard->acceptor, tcp::endpoint(bound_.address, bound_.port));
+        shard->acceptor.listen(asio::socket_base::max_listen_connections);
+        if (bound_.port == 0) bound_.port = shard->acceptor.local_endpoint().port();
+      }
+    } catch (const boost::system::system_error& e) {
+      throw std::system_error(e.code().value(), std::system_category(),
+                              "cannot listen on " + bound_.to_string() + (options_.udp ? " (udp)" : " (tcp)"));
+    }
+    shards_.push_back(std::move(shard));
+  }
+  for (auto& shard : shards_) {
+    if (options_.udp)
+      asio::co_spawn(shard->io, datagram_loop(shard->socket, shard->associations, relay_, options_.to), asio::detached);
+    else
+      asio::co_spawn(shard->io, accept_loop(shard->acceptor, relay_, options_.to), asio::detached);
+  }
+  log()->info("forwarding {} {} -> {} on {} threads", options_.udp ? "udp" : "tcp", bound_.to_string(),
+              options_.to.to_string(), shards_.size());
+}
+
+void ForwardSource::stop() {
+  for (auto& shard : shards_) {
+    auto close = [s = shard.get()] {
+      error_code ignored;
+      s->acceptor.close(ignored);
+      s->socket.close(ignored);
+    };
+    if (!reactor_.running()) {
+      close();
+      continue;
+    }
+    std::promise<void> done;
+    asio::post(shard->io, [&] {
+      close();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+}
+
+}  // namespace flowrelay::forward

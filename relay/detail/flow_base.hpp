@@ -1,0 +1,101 @@
+#pragma once
+// What the relay keeps of every flow, TCP or UDP: meta, counters readable from any thread, and the
+// hooks the registry, the idle sweeper and release() use. Internal to relay/.
+
+#include "relay/relay.hpp"
+
+#include <boost/asio/execution_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+namespace flowrelay::relay::detail {
+
+class FlowBase {
+ public:
+  enum class State : std::uint8_t { connecting, open, closing };
+
+  FlowBase(Relay& relay, FlowMeta meta, boost::asio::any_io_executor ex)
+      : relay_(relay), meta_(std::move(meta)), ex_(std::move(ex)), context_(&boost::asio::query(ex_, boost::asio::execution::context)) {
+    touch();
+  }
+  virtual ~FlowBase() = default;
+
+  /// Ends the flow (both sides reset); the flow retires itself once its coroutines are done.
+  /// Reactor thread only; idempotent, the first reason stays.
+  virtual void close(std::string reason) = 0;
+  /// How the registry lets go once the flow has retired.
+  virtual void destroy() = 0;
+
+  const FlowMeta& meta() const noexcept { return meta_; }
+  const boost::asio::any_io_executor& executor() const noexcept { return ex_; }
+  const boost::asio::execution_context* context() const noexcept { return context_; }
+  std::chrono::milliseconds idle_timeout() const noexcept {
+    return meta_.proto == Proto::tcp ? relay_.options().tcp_idle_timeout : relay_.options().udp_idle_timeout;
+  }
+
+  void touch() noexcept {
+    last_active_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  std::chrono::steady_clock::time_point last_active() const noexcept {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_active_.load(std::memory_order_relaxed)));
+  }
+
+  FlowSnapshot snapshot() const {
+    FlowSnapshot s;
+    s.meta = meta_;
+    s.bytes_up = bytes_up_.load(std::memory_order_relaxed);
+    s.bytes_down = bytes_down_.load(std::memory_order_relaxed);
+    s.queued_up = queued_up_.load(std::memory_order_relaxed);
+    s.queued_down = queued_down_.load(std::memory_order_relaxed);
+    s.queued_peak = queued_peak_.load(std::memory_order_relaxed);
+    s.dropped = dropped_.load(std::memory_order_relaxed);
+    switch (state_.load(std::memory_order_acquire)) {
+      case State::connecting: s.state = "connecting"; break;
+      case State::open: s.state = "open"; break;
+      case State::closing: s.state = reason_; break;
+    }
+    return s;
+  }
+
+ protected:
+  // Written by the flow's own thread only: a load and a store, no locked instruction.
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void note_queued(std::atomic<std::uint64_t>& q, std::size_t now) noexcept {
+    q.store(now, std::memory_order_relaxed);
+    if (now > queued_peak_.load(std::memory_order_relaxed)) queued_peak_.store(now, std::memory_order_relaxed);
+  }
+  /// Moves to closing with a reason; false if it was closing already.
+  bool begin_closing(std::string reason) {
+    if (state_.load(std::memory_order_relaxed) == State::closing) return false;
+    reason_ = std::move(reason);
+    state_.store(State::closing, std::memory_order_release);
+    return true;
+  }
+  void set_open() noexcept { state_.store(State::open, std::memory_order_release); }
+  bool closing() const noexcept { return state_.load(std::memory_order_relaxed) == State::closing; }
+  void retire() { relay_.retire(this); }
+
+ public:
+  /// Registers with the relay; false when it is full.
+  bool admit() { return relay_.admit(this); }
+  bool dial_failed() const noexcept { return dial_failed_; }
+
+ protected:
+  bool dial_failed_ = false;
+
+  Relay& relay_;
+  const FlowMeta meta_;
+  const boost::asio::any_io_executor ex_;
+  const boost::asio::execution_context* context_;
+  std::atomic<std::int64_t> last_active_{0};
+  std::atomic<std::uint64_t> bytes_up_{0}, bytes_down_{0}, queued_up_{0}, queued_down_{0}, queued_peak_{0}, dropped_{0};
+  std::atomic<State> state_{State::connecting};
+  std::string reason_;
+};
+
+}  // namespace flowrelay::relay::detail

@@ -1,0 +1,53 @@
+#include "relay/egress.hpp"
+#include "relay/socket_mark.hpp"
+#include "relay/socket_tcp_flow.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace flowrelay::relay {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using asio::ip::tcp;
+
+asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::any_io_executor ex) {
+  const tcp::endpoint to(meta.dst.address, meta.dst.port);
+  // Shared with the timer's handler, which may run after this frame has moved the socket on.
+  struct Dial {
+    tcp::socket socket;
+    bool timed_out = false;
+  };
+  auto dial = std::make_shared<Dial>(Dial{tcp::socket(ex)});
+  error_code ec;
+  dial->socket.open(to.protocol(), ec);
+  if (!ec) ec = set_socket_mark(dial->socket.native_handle(), options_.mark);
+  if (ec) co_return DialResult{ec, nullptr};
+
+  asio::steady_timer timer(ex, options_.connect_timeout);
+  timer.async_wait([dial](error_code e) {
+    if (e) return;
+    dial->timed_out = true;
+    error_code ignored;
+    dial->socket.cancel(ignored);
+  });
+  std::tie(ec) = co_await dial->socket.async_connect(to, asio::as_tuple(asio::use_awaitable));
+  timer.cancel();
+  if (dial->timed_out) ec = asio::error::timed_out;
+  if (ec) co_return DialResult{ec, nullptr};
+  co_return DialResult{ec, std::make_unique<SocketTcpFlow>(std::move(dial->socket))};
+}
+
+error_code DirectEgress::open_udp(asio::ip::udp::socket& socket, const Endpoint& dst) {
+  const asio::ip::udp::endpoint to(dst.address, dst.port);
+  error_code ec;
+  socket.open(to.protocol(), ec);
+  if (!ec) ec = set_socket_mark(socket.native_handle(), options_.mark);
+  if (!ec) socket.connect(to, ec);
+  if (!ec) socket.non_blocking(true, ec);
+  return ec;
+}
+
+}  // namespace flowrelay::relay

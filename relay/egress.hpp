@@ -1,0 +1,47 @@
+#pragma once
+// How the relay reaches a flow's destination. DirectEgress dials it; upstream proxies (SOCKS5,
+// HTTP CONNECT) would be further Egress implementations.
+
+#include "relay/flow_meta.hpp"
+#include "relay/tcp_flow.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+namespace flowrelay::relay {
+
+using DialResult = std::pair<boost::system::error_code, std::unique_ptr<TcpFlow>>;
+
+class Egress {
+ public:
+  virtual ~Egress() = default;
+  /// Dials meta.dst on `ex`; on failure (refused, unreachable, timed out) the error and no flow.
+  virtual boost::asio::awaitable<DialResult> dial_tcp(const FlowMeta& meta, boost::asio::any_io_executor ex) = 0;
+  /// Opens `socket` and connects it to dst (replies then come only from dst).
+  virtual boost::system::error_code open_udp(boost::asio::ip::udp::socket& socket, const Endpoint& dst) = 0;
+};
+
+struct DirectEgressOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  std::uint32_t mark = 0;  // SO_MARK on every upstream socket (Linux: the bypass mark); 0 = none
+};
+
+/// Connects straight to the destination.
+class DirectEgress final : public Egress {
+ public:
+  explicit DirectEgress(DirectEgressOptions options = {}) : options_(options) {}
+  boost::asio::awaitable<DialResult> dial_tcp(const FlowMeta& meta, boost::asio::any_io_executor ex) override;
+  boost::system::error_code open_udp(boost::asio::ip::udp::socket& socket, const Endpoint& dst) override;
+  const DirectEgressOptions& options() const noexcept { return options_; }
+
+ private:
+  DirectEgressOptions options_;
+};
+
+}  // namespace flowrelay::relay

@@ -1,0 +1,52 @@
+#pragma once
+// One io_context, one thread and one chunk pool per shard (default: one shard per core). A flow lives
+// on the shard that accepted it: its sockets, its pumps and its chunks never leave that thread.
+
+#include "buffers/chunk_pool.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace flowrelay::relay {
+
+class Reactor {
+ public:
+  /// threads == 0: one per core.
+  explicit Reactor(std::size_t threads = 0);
+  ~Reactor();  // stops and joins
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  std::size_t size() const noexcept { return shards_.size(); }
+  boost::asio::io_context& context(std::size_t shard) noexcept { return shards_[shard]->io; }
+  buffers::Pool& pool(std::size_t shard) noexcept { return shards_[shard]->pool; }
+
+  /// Starts the shard threads; each binds its pool and runs its io_context until stop().
+  void start();
+  /// Stops every io_context and joins the threads. Idempotent.
+  void stop();
+
+  /// Between start() and stop().
+  bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+
+  /// Sum of the pools' statistics (a snapshot).
+  buffers::PoolStats pool_stats() const;
+
+ private:
+  struct Shard {
+    boost::asio::io_context io{1};  // one thread per context: Asio may skip its locks
+    buffers::Pool pool;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace flowrelay::relay

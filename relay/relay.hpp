@@ -1,0 +1,118 @@
+#pragma once
+// The relay: takes claimed flows from a source, dials their destinations through an Egress and moves
+// bytes both ways until either side is done. Thread-safe entry points: release(), drain(),
+// snapshot(), active(); adopt() runs on the reactor thread that owns the flow's socket.
+
+#include "relay/egress.hpp"
+#include "relay/flow_meta.hpp"
+#include "relay/reactor.hpp"
+#include "relay/tcp_flow.hpp"
+#include "relay/udp_flow.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace flowrelay::relay {
+
+struct RelayOptions {
+  std::chrono::milliseconds tcp_idle_timeout{std::chrono::hours(1)};
+  std::chrono::milliseconds udp_idle_timeout{std::chrono::seconds(60)};
+  /// Per-direction high watermark; reading pauses above it and resumes at half of it.
+  std::size_t flow_buffer_bytes = 256 * 1024;
+  std::size_t max_flows = 65536;
+  /// Upstream sockets one UDP flow may open (one per destination it talks to).
+  std::size_t udp_destinations_per_flow = 64;
+};
+
+/// One flow as seen from outside, with its counters.
+struct FlowSnapshot {
+  FlowMeta meta;
+  std::uint64_t bytes_up = 0;    // app -> destination
+  std::uint64_t bytes_down = 0;  // destination -> app
+  std::uint64_t queued_up = 0;   // bytes read but not yet written, now
+  std::uint64_t queued_down = 0;
+  std::uint64_t queued_peak = 0;  // most bytes queued in one direction at any time
+  std::uint64_t dropped = 0;      // UDP datagrams dropped (full socket, destination limit)
+  std::string state;              // "connecting", "open", "closing", or why it closed
+};
+
+/// Counters over the relay's life.
+struct RelayCounters {
+  std::uint64_t adopted = 0;
+  std::uint64_t closed = 0;
+  std::uint64_t dial_failures = 0;
+  std::uint64_t rejected = 0;  // over max_flows
+  std::uint64_t idle_expired = 0;
+  std::uint64_t released = 0;
+};
+
+namespace detail {
+class FlowBase;
+}
+
+class Relay {
+ public:
+  Relay(Reactor& reactor, Egress& egress, RelayOptions options = {});
+  /// Releases flows still running (the reactor must still be running for them to go).
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  /// Takes over a claimed TCP flow running on `ex` (the reactor shard of its socket): dials
+  /// meta.dst and relays. A failed dial resets the app's side. meta.id is assigned if zero.
+  void adopt(std::unique_ptr<TcpFlow> app, FlowMeta meta, boost::asio::any_io_executor ex);
+
+  /// Takes over a claimed UDP flow; the source feeds its datagrams to the returned association.
+  /// Null when the relay is full.
+  std::shared_ptr<UdpAssociation> adopt(std::unique_ptr<UdpFlow> app, FlowMeta meta,
+                                        boost::asio::any_io_executor ex);
+
+  /// Closes one flow (both sides reset). False if no such flow. Any thread.
+  bool release(FlowId id, std::string reason);
+
+  /// Waits until every flow has ended or the deadline passes, then releases the rest and waits for
+  /// them to go. Call from a thread outside the reactor, after the sources stopped adopting.
+  void drain(std::chrono::steady_clock::time_point deadline);
+
+  std::vector<FlowSnapshot> snapshot() const;
+  std::size_t active() const;
+  RelayCounters counters() const;
+
+  /// Called on the flow's reactor thread as each flow ends (tests, the control plane's flow table).
+  void on_closed(std::function<void(const FlowSnapshot&)> fn) { on_closed_ = std::move(fn); }
+
+  FlowId next_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  const RelayOptions& options() const noexcept { return options_; }
+  Egress& egress() noexcept { return egress_; }
+
+ private:
+  friend class detail::FlowBase;
+  bool admit(detail::FlowBase* f);
+  void retire(detail::FlowBase* f);
+  void sweep(std::size_t shard);
+
+  Reactor& reactor_;
+  Egress& egress_;
+  RelayOptions options_;
+  std::atomic<FlowId> next_id_{1};
+
+  mutable std::mutex mu_;
+  std::condition_variable drained_;
+  std::unordered_map<FlowId, detail::FlowBase*> flows_;
+  RelayCounters counters_;
+  std::function<void(const FlowSnapshot&)> on_closed_;
+  struct Sweepers;
+  std::shared_ptr<Sweepers> sweepers_;
+};
+
+}  // namespace flowrelay::relay
