@@ -1,0 +1,177 @@
+#include "extension/linux/nft_table.hpp"
+
+#include <nftables/libnftables.h>
+
+#include <charconv>
+#include <cstdio>
+#include <regex>
+
+namespace flowrelay::linux_host {
+namespace {
+
+std::string hex(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+template <class T, class F>
+std::string set_of(const std::vector<T>& items, F&& fmt) {
+  std::string s = "{ ";
+  for (std::size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + fmt(items[i]);
+  return s + " }";
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += (c == '"' || c == '\\' || c < 0x20) ? '_' : c;
+  return out + "\"";
+}
+
+/// One nft line per address family the rule touches (a single nft rule cannot match
+/// `ip daddr` and `ip6 daddr` alternatively).
+void render_rule(std::string& out, const NftRule& r, std::uint64_t epoch) {
+  std::string common;
+  switch (r.proto) {
+    case ProtoMatch::tcp: common += " meta l4proto tcp"; break;
+    case ProtoMatch::udp: common += " meta l4proto udp"; break;
+    case ProtoMatch::any: break;
+  }
+  if (!r.ports.empty())
+    common += " th dport " + set_of(r.ports, [](const PortRange& p) {
+      if (p.lo > p.hi || p.lo == 0) throw std::invalid_argument("bad port range");
+      return p.lo == p.hi ? std::to_string(p.lo) : std::to_string(p.lo) + "-" + std::to_string(p.hi);
+    });
+  if (!r.uids.empty()) common += " meta skuid " + set_of(r.uids, [](std::uint32_t u) { return std::to_string(u); });
+  const std::string action = " ct mark set " + hex(CtMark::encode(r.verdict, epoch)) + " return" +
+                             (r.name.empty() ? "" : " comment " + quote(r.name)) + "\n";
+
+  std::vector<Cidr> v4, v6;
+  for (const auto& c : r.dst) (c.address.is_v4() ? v4 : v6).push_back(c);
+  auto cidr = [](const Cidr& c) { return c.to_string(); };
+  if (r.dst.empty()) {
+    out += "    " + common.substr(common.empty() ? 0 : 1) + action;
+    return;
+  }
+  if (!v4.empty()) out += "    ip daddr " + set_of(v4, cidr) + common + action;
+  if (!v6.empty()) out += "    ip6 daddr " + set_of(v6, cidr) + common + action;
+}
+
+// libnftables reports a missing table as ENOENT's text.
+bool is_missing_table(const NftError& e) { return std::string_view(e.what()).find("No such file or directory") != std::string_view::npos; }
+
+}  // namespace
+
+Cidr Cidr::parse(std::string_view text) {
+  Cidr c;
+  auto slash = text.find('/');
+  boost::system::error_code ec;
+  c.address = boost::asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec) throw std::invalid_argument(std::string(text) + ": not an address");
+  const unsigned max = c.address.is_v4() ? 32 : 128;
+  unsigned prefix = max;
+  if (slash != std::string_view::npos) {
+    auto p = text.substr(slash + 1);
+    auto [end, err] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (err != std::errc{} || end != p.data() + p.size() || prefix > max)
+      throw std::invalid_argument(std::string(text) + ": bad prefix length");
+  }
+  c.prefix = static_cast<std::uint8_t>(prefix);
+  return c;
+}
+
+std::string Cidr::to_string() const { return address.to_string() + "/" + std::to_string(prefix); }
+
+std::string render(const NftTableSpec& s) {
+  if (s.fwmark == 0) throw std::invalid_argument("fwmark must not be 0");
+  if (s.fwmark == s.bypass_mark) throw std::invalid_argument("bypass_mark must differ from fwmark");
+  if (s.tproxy_port == 0) throw std::invalid_argument("tproxy_port must not be 0");
+
+  const std::string vmask = hex(CtMark::verdict_mask);
+  const std::string claim = hex(CtMark::claim_bits);
+  const std::string fw = hex(s.fwmark), bypass = hex(s.bypass_mark);
+  const std::string port = std::to_string(s.tproxy_port);
+  const std::string guards =
+      "    ct direction reply return\n"
+      "    meta mark " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
+      "    meta l4proto != { tcp, udp } return\n"
+      "    fib daddr type local return\n"
+      "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
+
+  std::string t;
+  // Create-then-delete makes the replacement one transaction whether or not the table exists.
+  t += "table inet flowrelay\n";
+  t += "delete table inet flowrelay\n";
+  t += "table inet flowrelay {\n";
+  t += "  comment \"flowrelay epoch=" + std::to_string(s.epoch) + " pid=" + std::to_string(s.owner_pid) + "\"\n";
+  t += "  chain prerouting {\n";
+  t += "    type filter hook prerouting priority mangle; policy accept;\n";
+  t += guards;
+  t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv4 tproxy ip to 127.0.0.1:" + port +
+       " meta mark set " + fw + " accept\n";
+  t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv6 tproxy ip6 to [::1]:" + port +
+       " meta mark set " + fw + " accept\n";
+  t += "  }\n";
+  t += "  chain output {\n";
+  t += "    type route hook output priority mangle; policy accept;\n";
+  t += guards;
+  t += "    ct mark & " + vmask + " == " + claim + " meta mark set " + fw + "\n";
+  t += "  }\n";
+  t += "  chain decide {\n";
+  for (const auto& r : s.rules) render_rule(t, r, s.epoch);
+  t += "    ct mark set " + hex(CtMark::encode(s.default_verdict, s.epoch)) + " comment \"default\"\n";
+  t += "  }\n";
+  t += "}\n";
+  return t;
+}
+
+NftTable::NftTable() {
+  ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx_ == nullptr) throw NftError("nft_ctx_new failed");
+  nft_ctx_buffer_output(ctx_);
+  nft_ctx_buffer_error(ctx_);
+}
+
+NftTable::~NftTable() { nft_ctx_free(ctx_); }
+
+std::string NftTable::run(const std::string& script) {
+  const int rc = nft_run_cmd_from_buffer(ctx_, script.c_str());
+  std::string out = nft_ctx_get_output_buffer(ctx_);
+  std::string err = nft_ctx_get_error_buffer(ctx_);
+  if (rc != 0) throw NftError(err.empty() ? "nft command failed" : err);
+  return out;
+}
+
+void NftTable::apply(const NftTableSpec& spec) { run(render(spec)); }
+
+std::optional<InstalledTable> NftTable::installed() {
+  std::string listing;
+  try {
+    listing = list();
+  } catch (const NftError& e) {
+    if (is_missing_table(e)) return std::nullopt;
+    throw;
+  }
+  InstalledTable t;
+  std::smatch m;
+  static const std::regex comment(R"re(comment "flowrelay epoch=([0-9]+) pid=(-?[0-9]+)")re");
+  if (std::regex_search(listing, m, comment)) {
+    t.epoch = std::stoull(m[1]);
+    t.owner_pid = std::stoll(m[2]);
+  }
+  return t;
+}
+
+bool NftTable::remove() {
+  try {
+    run("delete table inet flowrelay\n");
+    return true;
+  } catch (const NftError& e) {
+    if (is_missing_table(e)) return false;
+    throw;
+  }
+}
+
+std::string NftTable::list() { return run("list table inet flowrelay\n"); }
+
+}  // namespace flowrelay::linux_host
