@@ -251,22 +251,30 @@ awaitable<void> udp_receiver(Worker& w, std::shared_ptr<udp::socket> s, asio::st
   std::uint64_t highest = 0;
   bool any = false;
   for (;;) {
-    auto [ec, n] = co_await s->async_receive(asio::buffer(buffer), use_tuple);
-    if (ec == asio::error::operation_aborted || !s->is_open()) break;
-    if (ec) { // ECONNREFUSED from an ICMP port unreachable: nobody listens there (yet)
-      ++w.errors;
-      continue;
+    // Readable: drain without blocking, then wake the sender once for the whole burst.
+    auto [wec] = co_await s->async_wait(udp::socket::wait_read, use_tuple);
+    if (wec == asio::error::operation_aborted || !s->is_open()) break;
+    bool got = false;
+    for (int i = 0; i < 256; ++i) {
+      error_code ec;
+      const std::size_t n = s->receive(asio::buffer(buffer), 0, ec);
+      if (ec == asio::error::would_block) break;
+      if (ec) { // ECONNREFUSED from an ICMP port unreachable: nobody listens there (yet)
+        ++w.errors;
+        continue;
+      }
+      if (n < sizeof(DatagramHeader)) continue;
+      DatagramHeader h;
+      std::memcpy(&h, buffer.data(), sizeof h);
+      w.latency.record(now_ns() - h.sent_ns);
+      ++received;
+      ++w.count_b;
+      if (any && h.seq < highest) ++w.count_c;
+      else highest = h.seq;
+      any = true;
+      got = true;
     }
-    if (n < sizeof(DatagramHeader)) continue;
-    DatagramHeader h;
-    std::memcpy(&h, buffer.data(), sizeof h);
-    w.latency.record(now_ns() - h.sent_ns);
-    ++received;
-    ++w.count_b;
-    if (any && h.seq < highest) ++w.count_c;
-    else highest = h.seq;
-    any = true;
-    wake.cancel();
+    if (got) wake.cancel();
   }
   w.flow_done();
 }
@@ -284,6 +292,7 @@ awaitable<void> udp_flow(Worker& w, std::size_t slot, udp::endpoint endpoint, Ud
   }
   s->set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
   s->set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
+  s->non_blocking(true, ec);
 
   asio::steady_timer wake(w.context);
   std::uint64_t received = 0, sent = 0, presumed_lost = 0;
@@ -307,9 +316,16 @@ awaitable<void> udp_flow(Worker& w, std::size_t slot, udp::endpoint endpoint, Ud
       for (std::uint64_t i = 0; i < burst && !w.stopped; ++i) {
         DatagramHeader h{sent, now_ns()};
         std::memcpy(datagram.data(), &h, sizeof h);
-        auto [sec, n] = co_await s->async_send(asio::buffer(datagram), use_tuple);
-        if (sec) {
+        error_code sec;
+        s->send(asio::buffer(datagram), 0, sec);
+        if (sec == asio::error::would_block) {
+          co_await s->async_wait(udp::socket::wait_write, use_tuple);
+          break;
+        }
+        if (sec) { // e.g. ECONNREFUSED after an ICMP port unreachable: do not spin on it
           ++w.errors;
+          wake.expires_after(std::chrono::milliseconds(1));
+          co_await wake.async_wait(use_tuple);
           break;
         }
         ++sent;

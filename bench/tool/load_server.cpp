@@ -119,13 +119,21 @@ awaitable<void> serve_tcp(tcp::socket socket) {
 }
 
 awaitable<void> serve_udp(udp::socket& socket) {
+  // Wait for readability, then drain with non-blocking calls: one wake-up per burst, not one
+  // coroutine resumption per datagram, so the server is not what limits a UDP measurement.
   std::vector<char> buffer(65536);
   udp::endpoint peer;
+  error_code ec;
+  socket.non_blocking(true, ec);
   for (;;) {
-    auto [ec, n] = co_await socket.async_receive_from(asio::buffer(buffer), peer, use_tuple);
-    if (ec == asio::error::operation_aborted || !socket.is_open()) co_return;
-    if (ec) continue; // ICMP errors from a previous peer surface here on some kernels
-    co_await socket.async_send_to(asio::buffer(buffer.data(), n), peer, use_tuple);
+    auto [wec] = co_await socket.async_wait(udp::socket::wait_read, use_tuple);
+    if (wec == asio::error::operation_aborted || !socket.is_open()) co_return;
+    for (int i = 0; i < 256; ++i) {
+      const std::size_t n = socket.receive_from(asio::buffer(buffer), peer, 0, ec);
+      if (ec == asio::error::would_block) break;
+      if (ec) continue; // an ICMP error from an earlier peer: that datagram is gone, go on
+      socket.send_to(asio::buffer(buffer.data(), n), peer, 0, ec); // a full send buffer drops it
+    }
   }
 }
 
