@@ -58,7 +58,10 @@ struct World {
       auto in = world.world.enter();
       expect_sh("ip addr add 192.0.2.2/24 dev vw && ip -6 addr add 2001:db8:1::2/64 dev vw nodad && "
                 "ip link set vw up && ip addr add 203.0.113.10/32 dev lo && "
-                "ip -6 addr add 2001:db8::10/128 dev lo nodad");
+                "ip -6 addr add 2001:db8::10/128 dev lo nodad && "
+                // Wildcard-bound UDP servers answer from the world address, as a real server would.
+                "ip route replace 192.0.2.0/24 dev vw proto kernel scope link src 203.0.113.10 && "
+                "ip -6 route replace 2001:db8:1::/64 dev vw proto kernel metric 256 src 2001:db8::10");
       world.tcp80 = tcp_listener("::", 80);
       world.tcp443 = tcp_listener("::", 443);
       world.udp5353 = udp_socket("::", 5353);
