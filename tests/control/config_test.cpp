@@ -22,7 +22,7 @@ const char* kDesignExample = R"({
   "metrics": {"listen": "127.0.0.1:9464"}
 })";
 
-TEST(Config, DesignExampleParses) {
+TEST(ControlConfig, DesignExampleParses) {
   Config c = parse_config(kDesignExample, PlatformCaps::for_linux());
   EXPECT_EQ(c.default_verdict, Verdict::bypass);
   ASSERT_EQ(c.rules.size(), 1u);
@@ -41,7 +41,7 @@ TEST(Config, DesignExampleParses) {
   EXPECT_EQ(c.linux_settings.bypass_mark, 255u);
 }
 
-TEST(Config, DefaultsApplyWhenSectionsAreAbsent) {
+TEST(ControlConfig, DefaultsApplyWhenSectionsAreAbsent) {
   Config c = parse_config(R"({"rules": []})", PlatformCaps::for_linux());
   EXPECT_EQ(c.default_verdict, Verdict::bypass);
   EXPECT_TRUE(c.rules.empty());
@@ -60,14 +60,14 @@ TEST(Config, DefaultsApplyWhenSectionsAreAbsent) {
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
 }
 
-TEST(Config, UnnamedRulesAreNamedByIndexAndHostsAreLowerCased) {
+TEST(ControlConfig, UnnamedRulesAreNamedByIndexAndHostsAreLowerCased) {
   Config c = parse_config(R"({"rules": [{"verdict": "claim"}, {"verdict": "bypass", "hosts": ["*.Example.COM"]}]})",
                           PlatformCaps::for_apple());
   EXPECT_EQ(c.rules[0].name, "rules[0]");
   EXPECT_EQ(c.rules[1].hosts[0], "*.example.com");
 }
 
-TEST(Config, WhitespaceDoesNotChangeTheContentHashButContentDoes) {
+TEST(ControlConfig, WhitespaceDoesNotChangeTheContentHashButContentDoes) {
   auto a = parse_config(R"({"rules": [{"verdict": "claim"}]})", PlatformCaps::any());
   auto b = parse_config("{\n  \"rules\" : [ { \"verdict\" : \"claim\" } ]\n}\n", PlatformCaps::any());
   auto c = parse_config(R"({"rules": [{"verdict": "bypass"}]})", PlatformCaps::any());
@@ -75,13 +75,13 @@ TEST(Config, WhitespaceDoesNotChangeTheContentHashButContentDoes) {
   EXPECT_NE(a.content_hash, c.content_hash);
 }
 
-TEST(Config, PlatformDecidesWhichMatchFieldsAreAllowed) {
+TEST(ControlConfig, PlatformDecidesWhichMatchFieldsAreAllowed) {
   EXPECT_NO_THROW(parse_config(R"({"rules": [{"verdict": "claim", "uids": [0]}]})", PlatformCaps::for_linux()));
   EXPECT_NO_THROW(parse_config(R"({"rules": [{"verdict": "claim", "apps": ["com.a.*"], "hosts": ["a.b"]}]})",
                                PlatformCaps::for_apple()));
 }
 
-TEST(Config, EditDistanceCountsATranspositionAsOne) {
+TEST(ControlConfig, EditDistanceCountsATranspositionAsOne) {
   EXPECT_EQ(edit_distance("verdcit", "verdict"), 1u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
   EXPECT_EQ(edit_distance("port", "ports"), 1u);
@@ -183,9 +183,9 @@ const BadCase kBad[] = {
     {"section_not_object", R"({"rules": [], "limits": []})", "limits", "must be an object"},
 };
 
-class BadConfig : public testing::TestWithParam<BadCase> {};
+class ControlBadConfig : public testing::TestWithParam<BadCase> {};
 
-TEST_P(BadConfig, IsRejectedWithItsPath) {
+TEST_P(ControlBadConfig, IsRejectedWithItsPath) {
   const BadCase& c = GetParam();
   try {
     parse_config(c.text, c.platform);
@@ -198,10 +198,10 @@ TEST_P(BadConfig, IsRejectedWithItsPath) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, BadConfig, testing::ValuesIn(kBad),
+INSTANTIATE_TEST_SUITE_P(Table, ControlBadConfig, testing::ValuesIn(kBad),
                          [](const testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });
 
-TEST(BadConfigTable, HoldsAtLeastFortyCases) { EXPECT_GE(std::size(kBad), 40u); }
+TEST(ControlBadConfigTable, HoldsAtLeastFortyCases) { EXPECT_GE(std::size(kBad), 40u); }
 
 }  // namespace
 }  // namespace flowrelay::control
