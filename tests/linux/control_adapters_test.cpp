@@ -1,0 +1,85 @@
+// The header-only seams to the control plane: InotifyConfigSource and nft_spec_from_config.
+#include "extension/linux/inotify_config_source.hpp"
+#include "extension/linux/nft_spec_from_config.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace flowrelay::linux_host {
+namespace {
+
+TEST(InotifyConfigSource, DeliversCurrentContentOnStartThenChangesAsConfigEvents) {
+  char tmpl[] = "/tmp/flowrelay-cfg-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, file = dir + "/f.json";
+  auto write = [](const std::string& p, const std::string& s) {
+    FILE* f = std::fopen(p.c_str(), "w");
+    std::fputs(s.c_str(), f);
+    std::fclose(f);
+  };
+  write(file, "A");
+  std::vector<control::ConfigEvent> got;
+  {
+    InotifyConfigSource src(file);
+    control::ConfigSource& as_source = src;
+    as_source.start([&](control::ConfigEvent e) { got.push_back(std::move(e)); });
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].kind, control::ConfigEvent::Kind::content);
+    EXPECT_EQ(got[0].bytes, "A");
+    EXPECT_EQ(got[0].source, "file:" + file);
+
+    write(dir + "/.tmp", "B");
+    ASSERT_EQ(::rename((dir + "/.tmp").c_str(), file.c_str()), 0);
+    pollfd p{src.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    src.handle_events();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[1].bytes, "B");
+
+    as_source.stop();
+    ::unlink(file.c_str());
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    src.handle_events();
+    EXPECT_EQ(got.size(), 2u);  // nothing after stop()
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
+  control::Config c;
+  c.default_verdict = control::Verdict::bypass;
+  c.linux_settings = {.tproxy_port = 7000, .fwmark = 3, .route_table = 100, .bypass_mark = 77};
+  control::Rule r;
+  r.name = "web";
+  r.verdict = control::Verdict::claim;
+  r.proto = control::ProtoMatch::tcp;
+  r.dst = {{boost::asio::ip::make_address("203.0.113.0"), 24}};
+  r.ports = {{443, 443}, {8000, 8099}};
+  r.uids = {1000};
+  c.rules = {r};
+  auto s = nft_spec_from_config(c, 9, 1234);
+  EXPECT_EQ(s.tproxy_port, 7000);
+  EXPECT_EQ(s.fwmark, 3u);
+  EXPECT_EQ(s.bypass_mark, 77u);
+  EXPECT_EQ(s.epoch, 9u);
+  ASSERT_EQ(s.rules.size(), 1u);
+  EXPECT_EQ(s.rules[0].verdict, Verdict::claim);
+  EXPECT_EQ(s.rules[0].proto, ProtoMatch::tcp);
+  EXPECT_EQ(s.rules[0].dst[0].to_string(), "203.0.113.0/24");
+  EXPECT_EQ(s.rules[0].ports[1].hi, 8099);
+  const std::string t = render(s);
+  EXPECT_NE(t.find("tproxy ip to 127.0.0.1:7000 meta mark set 0x00000003"), std::string::npos) << t;
+  EXPECT_NE(t.find("meta skuid { 1000 } ct mark set 0x80000009 return comment \"web\""), std::string::npos) << t;
+
+  c.rules[0].hosts = {"*.example.com"};
+  EXPECT_THROW(nft_spec_from_config(c, 9, 1234), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace flowrelay::linux_host
