@@ -43,7 +43,12 @@ struct World {
     // No duplicate address detection: tentative addresses would delay the first IPv6 packets.
     for (const Netns* ns : {&world.world, &world.app}) {
       auto in = ns->enter();
-      expect_sh("sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0");
+      // /proc/sys/net shows the namespace of the thread that opens it.
+      for (const char* knob : {"/proc/sys/net/ipv6/conf/default/accept_dad", "/proc/sys/net/ipv6/conf/all/accept_dad"}) {
+        FILE* f = std::fopen(knob, "w");
+        EXPECT_NE(f, nullptr) << knob;
+        if (f != nullptr) { std::fputs("0", f); std::fclose(f); }
+      }
     }
     {
       auto in = world.app.enter();
