@@ -211,13 +211,19 @@ awaitable<void> rr_flow(Worker& w, std::size_t slot, tcp::endpoint endpoint, std
 
 awaitable<void> cps_slot(Worker& w, std::size_t slot, tcp::endpoint endpoint, std::size_t size,
                          Clock::time_point until) {
-  std::vector<char> request(size + 1, 'c'), response(size);
-  request[0] = static_cast<char>(Command::echo);
+  // Command::once: the server answers and closes first, the client waits for that EOF and
+  // then closes, so no TIME_WAIT piles up on the client's or a relay's ephemeral ports.
+  std::vector<char> request(size + 3, 'c'), response(size);
+  request[0] = static_cast<char>(Command::once);
+  request[1] = static_cast<char>((size >> 8) & 0xff);
+  request[2] = static_cast<char>(size & 0xff);
+  char trailing = 0;
   unsigned failures_in_a_row = 0;
   while (!w.stopped && Clock::now() < until && failures_in_a_row < 1000) {
     auto s = std::make_shared<tcp::socket>(w.context);
     w.tcp_sockets[slot] = s;
     const auto t0 = now_ns();
+    std::uint64_t first_byte = 0;
     auto ec = co_await connect_flow(w, *s, endpoint);
     if (!ec) {
       auto [wec, wn] = co_await asio::async_write(*s, asio::buffer(request), use_tuple);
@@ -226,13 +232,18 @@ awaitable<void> cps_slot(Worker& w, std::size_t slot, tcp::endpoint endpoint, st
     if (!ec) {
       auto [rec, rn] = co_await asio::async_read(*s, asio::buffer(response), use_tuple);
       ec = rec;
+      first_byte = now_ns();
+    }
+    if (!ec) { // the server's close: EOF, nothing else
+      auto [rec, rn] = co_await s->async_read_some(asio::buffer(&trailing, 1), use_tuple);
+      if (rec != asio::error::eof) ec = rec ? rec : asio::error::invalid_argument;
     }
     if (w.stopped) break;
     if (ec) {
       ++w.errors;
       ++failures_in_a_row;
     } else {
-      w.latency.record(now_ns() - t0);
+      w.latency.record(first_byte - t0);
       ++w.count_a;
       failures_in_a_row = 0;
     }
@@ -537,6 +548,7 @@ Report to_report(const RrOptions& o, const RrResult& r) {
 }
 
 CpsResult run_cps(const CpsOptions& options) {
+  if (options.size == 0 || options.size > 65535) throw std::invalid_argument("cps: --size must be 1..65535");
   const auto hp = target_of(options);
   const tcp::endpoint endpoint(hp.address, hp.port);
   const auto start = Clock::now();

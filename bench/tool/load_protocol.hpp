@@ -15,6 +15,7 @@ enum class Command : char {
   sink = 's',   // bytes are read and dropped (stream --direction up)
   source = 'd', // the server writes until the client goes away (stream --direction down)
   both = 'b',   // sink and source at once (stream --direction both)
+  once = 'o',   // u16 length (big-endian), that many bytes; the server echoes them and closes (cps)
 };
 
 /// UDP datagrams carry this header; the server echoes the datagram unchanged.

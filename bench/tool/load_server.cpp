@@ -18,6 +18,7 @@
 #include <exception>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace flowrelay::bench {
@@ -91,6 +92,21 @@ awaitable<void> run_source(std::shared_ptr<tcp::socket> s) {
   }
 }
 
+// The server closes first, like an HTTP/1.0 server: the TIME_WAIT lands on the listening side, so
+// a long cps run does not use up the client's (or a relay's) ephemeral ports.
+awaitable<void> run_once(tcp::socket& s) {
+  unsigned char length[2];
+  auto [ec, n] = co_await asio::async_read(s, asio::buffer(length), use_tuple);
+  if (ec) co_return;
+  std::vector<char> payload(std::size_t{length[0]} << 8 | length[1]);
+  std::tie(ec, n) = co_await asio::async_read(s, asio::buffer(payload), use_tuple);
+  if (ec) co_return;
+  std::tie(ec, n) = co_await asio::async_write(s, asio::buffer(payload), use_tuple);
+  error_code ignored;
+  s.shutdown(tcp::socket::shutdown_both, ignored);
+  s.close(ignored);
+}
+
 awaitable<void> serve_tcp(tcp::socket socket) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
@@ -100,6 +116,9 @@ awaitable<void> serve_tcp(tcp::socket socket) {
   switch (static_cast<Command>(command)) {
   case Command::echo:
     co_await run_echo(socket);
+    break;
+  case Command::once:
+    co_await run_once(socket);
     break;
   case Command::sink:
     co_await run_sink(std::make_shared<tcp::socket>(std::move(socket)));

@@ -80,9 +80,9 @@ int main(int argc, char** argv) {
   rr_cmd->add_option("-s,--size", rr.size, "Request and response bytes")->capture_default_str()->check(CLI::Range(1, 1 << 24));
 
   fb::CpsOptions cps;
-  auto* cps_cmd = app.add_subcommand("cps", "Connect, one round trip, close: connections/s and connect+first-byte latency");
+  auto* cps_cmd = app.add_subcommand("cps", "Connect, one round trip, server closes: connections/s and connect+first-byte latency");
   add_client_options(*cps_cmd, cps, json, "Concurrency (1 = sequential)");
-  cps_cmd->add_option("-s,--size", cps.size, "Request and response bytes")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cps_cmd->add_option("-s,--size", cps.size, "Request and response bytes")->capture_default_str()->check(CLI::Range(1, 65535));
 
   fb::UdpOptions udp;
   auto* udp_cmd = app.add_subcommand("udp", "Datagrams: delivered rate, loss, reorder, round-trip latency");

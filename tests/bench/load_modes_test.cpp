@@ -111,6 +111,16 @@ TEST_F(LoadModes, ConnectionsPerSecondSequentialAndConcurrent) {
   EXPECT_GE(server_.tcp_accepted() - accepted_before, seq.connections + conc.connections);
 }
 
+TEST_F(LoadModes, CpsWithAPayloadLongerThanOneLengthByte) {
+  fb::CpsOptions o;
+  o.target = tcp_target();
+  o.duration_s = short_run;
+  o.size = 1000; // length prefix 0x03e8: both bytes matter
+  auto r = fb::run_cps(o);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_GT(r.connections, 0u);
+}
+
 TEST_F(LoadModes, CpsAgainstAClosedPortCountsErrorsAndEnds) {
   fb::LoadServer other{{"127.0.0.1:0", "", 1}};
   other.start();
