@@ -5,6 +5,7 @@
 #include <compare>
 #include <functional>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
 namespace flowrelay::control {
@@ -90,10 +91,13 @@ std::string normalise_host(std::string_view h) {
 template <typename K>
 class IntervalIndex {
  public:
+  /// For 32-bit keys, `bucket_shift` enables a 64 Ki-entry table from `key >> shift` to the slice
+  /// of interval starts to search: 16 for IPv4 (by /16), 0 for ports (direct).
+  explicit IntervalIndex(int bucket_shift = -1) : shift_(bucket_shift) {}
   void add(K lo, K hi, std::uint32_t rule) { pending_.push_back({lo, hi, rule}); }
   bool empty() const { return pending_.empty() && ids_.empty(); }
 
-  void build() {
+  void build(bool allow_flat) {
     if (pending_.empty()) return;
     starts_.push_back(K{});
     for (auto& p : pending_) {
@@ -112,10 +116,35 @@ class IntervalIndex {
         if (r & 1) nodes[--r].push_back(p.rule);
       }
     }
-    offsets_.assign(2 * size_ + 1, 0);
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      offsets_[i + 1] = offsets_[i] + static_cast<std::uint32_t>(nodes[i].size());
-      ids_.insert(ids_.end(), nodes[i].begin(), nodes[i].end());
+    // Flatten each leaf's root path into one contiguous list when that stays small (the usual
+    // case: prefixes nest shallowly, port ranges overlap little). Heavily overlapping ranges would
+    // make it quadratic; they keep the tree walk instead.
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < starts_.size(); ++i)
+      for (std::size_t n = i + size_; n >= 1; n >>= 1) total += nodes[n].size();
+    flat_ = allow_flat && total <= std::max<std::size_t>(std::size_t{1} << 20, 8 * pending_.size());
+    if (flat_) {
+      offsets_.assign(starts_.size() + 1, 0);
+      for (std::size_t i = 0; i < starts_.size(); ++i) {
+        for (std::size_t n = i + size_; n >= 1; n >>= 1) ids_.insert(ids_.end(), nodes[n].begin(), nodes[n].end());
+        offsets_[i + 1] = static_cast<std::uint32_t>(ids_.size());
+      }
+    } else {
+      offsets_.assign(2 * size_ + 1, 0);
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        offsets_[i + 1] = offsets_[i] + static_cast<std::uint32_t>(nodes[i].size());
+        ids_.insert(ids_.end(), nodes[i].begin(), nodes[i].end());
+      }
+    }
+    if constexpr (std::is_same_v<K, std::uint32_t>) {
+      if (shift_ >= 0 && starts_.size() > 64) {
+        bucket_.assign(65537, 0);
+        std::size_t k = 0;
+        for (std::uint32_t b = 0; b <= 65536; ++b) {
+          while (k < starts_.size() && (starts_[k] >> shift_) < b) ++k;
+          bucket_[b] = static_cast<std::uint32_t>(k);
+        }
+      }
     }
     pending_.clear();
     pending_.shrink_to_fit();
@@ -124,7 +153,20 @@ class IntervalIndex {
   template <typename F>
   void query(K x, F&& f) const {
     if (starts_.empty()) return;
-    std::size_t i = static_cast<std::size_t>(std::upper_bound(starts_.begin(), starts_.end(), x) - starts_.begin()) - 1;
+    auto first = starts_.begin(), last = starts_.end();
+    if constexpr (std::is_same_v<K, std::uint32_t>) {
+      if (!bucket_.empty()) {
+        const std::uint32_t b = x >> shift_;
+        first = starts_.begin() + bucket_[b];
+        last = starts_.begin() + bucket_[b + 1];
+      }
+    }
+    // starts_[0] is the smallest key, so there is always a start at or below x.
+    std::size_t i = static_cast<std::size_t>(std::upper_bound(first, last, x) - starts_.begin()) - 1;
+    if (flat_) {
+      for (std::uint32_t k = offsets_[i]; k < offsets_[i + 1]; ++k) f(ids_[k]);
+      return;
+    }
     for (std::size_t n = i + size_; n >= 1; n >>= 1)
       for (std::uint32_t k = offsets_[n]; k < offsets_[n + 1]; ++k) f(ids_[k]);
   }
@@ -133,7 +175,10 @@ class IntervalIndex {
   struct Pending { K lo, hi; std::uint32_t rule; };
   std::vector<Pending> pending_;
   std::vector<K> starts_;
+  int shift_ = -1;
+  std::vector<std::uint32_t> bucket_;
   std::size_t size_ = 0;
+  bool flat_ = false;  // offsets_ index leaves (flattened paths) instead of tree nodes
   std::vector<std::uint32_t> offsets_;
   std::vector<std::uint32_t> ids_;
 };
@@ -234,7 +279,10 @@ struct RuleSet::Index {
     bool active = false;
   };
   Dim dst, port, uid, app, host;
-  IntervalIndex<std::uint32_t> v4, ports;
+  // Lowest rule that every constrained dimension leaves open, per protocol: it matches any flow
+  // of that protocol, so no lookup needs to look past it.
+  std::optional<std::uint32_t> catch_all_tcp, catch_all_udp;
+  IntervalIndex<std::uint32_t> v4{16}, ports{0};
   IntervalIndex<U128> v6;
   std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> uids;
   GlobIndex apps, hosts;
@@ -242,10 +290,11 @@ struct RuleSet::Index {
 
 namespace {
 void set_bit(std::vector<std::uint64_t>& b, std::uint32_t i) { b[i >> 6] |= std::uint64_t{1} << (i & 63); }
+bool test_bit(const std::vector<std::uint64_t>& b, std::uint32_t i) { return (b[i >> 6] >> (i & 63)) & 1; }
 }  // namespace
 
-RuleSet::RuleSet(const Config& config)
-    : rules_(config.rules), default_(config.default_verdict), index_(std::make_unique<Index>()) {
+RuleSet::RuleSet(const Config& config, MatcherOptions options)
+    : rules_(config.rules), default_(config.default_verdict), options_(options), index_(std::make_unique<Index>()) {
   auto& x = *index_;
   const auto n = static_cast<std::uint32_t>(rules_.size());
   x.words = (n + 63) / 64;
@@ -280,56 +329,128 @@ RuleSet::RuleSet(const Config& config)
     else x.host.active = true;
     for (auto& h : r.hosts) x.hosts.add(h, i);
   }
-  x.v4.build();
-  x.v6.build();
-  x.ports.build();
+  x.v4.build(options.flatten);
+  x.v6.build(options.flatten);
+  x.ports.build(options.flatten);
   x.apps.build();
   x.hosts.build();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    bool open = true;
+    for (const Index::Dim* d : {&x.dst, &x.port, &x.uid, &x.app, &x.host})
+      open = open && (!d->active || test_bit(d->wildcard, i));
+    if (!open) continue;
+    if (!x.catch_all_tcp && test_bit(x.tcp, i)) x.catch_all_tcp = i;
+    if (!x.catch_all_udp && test_bit(x.udp, i)) x.catch_all_udp = i;
+  }
 }
 
 RuleSet::~RuleSet() = default;
 RuleSet::RuleSet(RuleSet&&) noexcept = default;
 RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
 
+namespace {
+
+// Per-thread scratch for a lookup's index hits: rule -> bitmask of the dimensions that listed it.
+// Open addressing over 256 slots, cleared by remembering the slots used; holds up to 128 rules,
+// beyond which the lookup falls back to a sorted vector.
+struct HitTable {
+  static constexpr std::size_t kSlots = 256;
+  static constexpr std::uint32_t kEmpty = ~0u;
+  std::uint32_t key[kSlots];
+  std::uint32_t mask[kSlots];
+  std::uint16_t used[kSlots / 2];
+  std::size_t n = 0;
+  bool overflow = false;
+  HitTable() { std::fill(std::begin(key), std::end(key), kEmpty); }
+  void add(std::uint32_t rule, std::uint32_t dim) {
+    std::size_t h = (rule * 2654435761u) >> 24;
+    while (key[h] != kEmpty && key[h] != rule) h = (h + 1) & (kSlots - 1);
+    if (key[h] == kEmpty) {
+      if (n == kSlots / 2) {
+        overflow = true;
+        return;
+      }
+      key[h] = rule;
+      mask[h] = 0;
+      used[n++] = static_cast<std::uint16_t>(h);
+    }
+    mask[h] |= 1u << dim;
+  }
+  void clear() {
+    for (std::size_t i = 0; i < n; ++i) key[used[i]] = kEmpty;
+    n = 0;
+    overflow = false;
+  }
+};
+
+}  // namespace
+
 std::optional<std::size_t> RuleSet::first_match(const FlowMeta& f) const {
   const auto& x = *index_;
   if (x.words == 0) return std::nullopt;
-  // Scratch bitsets per thread: a lookup allocates nothing once warm.
-  thread_local std::vector<std::uint64_t> acc, tmp;
-  const auto& proto_bits = f.proto == relay::Proto::tcp ? x.tcp : x.udp;
-  acc.assign(proto_bits.begin(), proto_bits.end());
-  tmp.resize(x.words);
-
-  auto narrow = [&](const Index::Dim& d, auto&& fill) {
-    if (!d.active) return;
-    std::copy(d.wildcard.begin(), d.wildcard.end(), tmp.begin());
-    fill([&](std::uint32_t rule) { set_bit(tmp, rule); });
-    for (std::size_t w = 0; w < x.words; ++w) acc[w] &= tmp[w];
+  // A rule matches iff it accepts the protocol and, in every dimension some rule constrains, it
+  // is either unconstrained or listed by that dimension's index for this flow. The first rule
+  // open in every dimension is precomputed (catch_all); any other match must be listed by an
+  // index, so the candidates are the (few) index hits, each tested against the dimensions that
+  // did not list it. Scratch is per thread: a warm lookup allocates nothing.
+  enum : std::uint32_t { kDst, kPort, kUid, kApp, kHost };
+  std::string host;
+  if (x.host.active && !f.hostname.empty()) host = normalise_host(f.hostname);
+  auto gather = [&](auto&& sink) {
+    auto in = [&sink](std::uint32_t dim) { return [&sink, dim](std::uint32_t rule) { sink(rule, dim); }; };
+    if (x.dst.active) {
+      auto a = normalise(f.dst.address);
+      if (a.is_v4()) x.v4.query(a.to_v4().to_uint(), in(kDst));
+      else x.v6.query(to_u128(a.to_v6()), in(kDst));
+    }
+    if (x.port.active) x.ports.query(std::uint32_t{f.dst.port}, in(kPort));
+    if (x.uid.active && f.app_identity.uid) {
+      if (auto it = x.uids.find(*f.app_identity.uid); it != x.uids.end())
+        for (auto r : it->second) sink(r, kUid);
+    }
+    if (x.app.active && !f.app_identity.signing_id.empty()) x.apps.query(f.app_identity.signing_id, in(kApp));
+    if (!host.empty()) x.hosts.query(host, in(kHost));
   };
 
-  narrow(x.dst, [&](auto&& add) {
-    auto a = normalise(f.dst.address);
-    if (a.is_v4()) x.v4.query(a.to_v4().to_uint(), add);
-    else x.v6.query(to_u128(a.to_v6()), add);
-  });
-  narrow(x.port, [&](auto&& add) { x.ports.query(std::uint32_t{f.dst.port}, add); });
-  narrow(x.uid, [&](auto&& add) {
-    if (!f.app_identity.uid) return;
-    if (auto it = x.uids.find(*f.app_identity.uid); it != x.uids.end())
-      for (auto r : it->second) add(r);
-  });
-  narrow(x.app, [&](auto&& add) {
-    if (!f.app_identity.signing_id.empty()) x.apps.query(f.app_identity.signing_id, add);
-  });
-  narrow(x.host, [&](auto&& add) {
-    if (f.hostname.empty()) return;
-    auto h = normalise_host(f.hostname);
-    if (!h.empty()) x.hosts.query(h, add);
-  });
+  const bool tcp = f.proto == relay::Proto::tcp;
+  const auto& proto_bits = tcp ? x.tcp : x.udp;
+  std::optional<std::uint32_t> best = tcp ? x.catch_all_tcp : x.catch_all_udp;
+  const Index::Dim* dims[] = {&x.dst, &x.port, &x.uid, &x.app, &x.host};
+  auto admits = [&](std::uint32_t rule, std::uint32_t listed) {
+    if (!test_bit(proto_bits, rule)) return false;
+    for (std::uint32_t d = 0; d < 5; ++d)
+      if (dims[d]->active && !(listed >> d & 1) && !test_bit(dims[d]->wildcard, rule)) return false;
+    return true;
+  };
 
-  for (std::size_t w = 0; w < x.words; ++w)
-    if (acc[w]) return w * 64 + static_cast<std::size_t>(std::countr_zero(acc[w]));
-  return std::nullopt;
+  thread_local HitTable table;
+  table.clear();
+  gather([](std::uint32_t rule, std::uint32_t dim) { table.add(rule, dim); });
+  if (!options_.hit_table) table.overflow = true;
+  if (!table.overflow) {
+    for (std::size_t i = 0; i < table.n; ++i) {
+      const auto slot = table.used[i];
+      const std::uint32_t rule = table.key[slot];
+      if ((!best || rule < *best) && admits(rule, table.mask[slot])) best = rule;
+    }
+  } else {  // many overlapping rules hit: sort them instead
+    thread_local std::vector<std::pair<std::uint32_t, std::uint32_t>> hits;
+    hits.clear();
+    gather([](std::uint32_t rule, std::uint32_t dim) { hits.emplace_back(rule, dim); });
+    std::sort(hits.begin(), hits.end());
+    for (std::size_t i = 0; i < hits.size();) {
+      const std::uint32_t rule = hits[i].first;
+      if (best && rule >= *best) break;
+      std::uint32_t listed = 0;
+      for (; i < hits.size() && hits[i].first == rule; ++i) listed |= 1u << hits[i].second;
+      if (admits(rule, listed)) {
+        best = rule;
+        break;
+      }
+    }
+  }
+  if (!best) return std::nullopt;
+  return std::size_t{*best};
 }
 
 Verdict RuleSet::verdict(const FlowMeta& f) const {

@@ -20,6 +20,12 @@ struct Explanation {
   std::string rule_name;                  // "default" when no rule matched
 };
 
+/// Matcher internals that tests switch to reach every code path; the defaults are the fast ones.
+struct MatcherOptions {
+  bool flatten = true;    // per-interval hit lists (else a segment-tree walk per lookup)
+  bool hit_table = true;  // hash the hits (else sort them, as lookups with >128 hits always do)
+};
+
 /// A compiled, immutable rule set. Thread-safe for concurrent `verdict`/`explain` calls.
 ///
 /// Matching semantics (shared with `matches_linear`, the reference):
@@ -28,14 +34,15 @@ struct Explanation {
 /// - `uids` needs the flow's uid, `apps` its signing id, `hosts` its hostname: unknown never matches;
 /// - globs: `*` any run of characters (dots included), `?` one character; hosts compare lower-case.
 ///
-/// Layout: one bit per rule in each dimension (proto, destination, port, uid, app, host). Each
-/// dimension keeps a bitset of the rules that leave it unconstrained plus an index (segment trees
-/// over address and port intervals, hash maps for uids and literal globs) that yields the few
-/// constrained rules matching a value. A lookup ORs those into a scratch bitset per dimension, ANDs
-/// the dimensions and takes the lowest set bit: O(rules / 64) word operations plus the index walks.
+/// Layout: per dimension (destination, port, uid, app, host) a bitset of the rules that leave it
+/// unconstrained, and an index that lists the constrained rules matching a value: segment trees
+/// over address and port intervals, hash maps for uids and for literal, prefix and suffix globs.
+/// A lookup gathers the index hits (a handful), sorts them, and takes the first rule that every
+/// dimension admits; the first rule open in every dimension is precomputed. Cost: the index walks
+/// plus the hits, independent of how many rules never come near the flow.
 class RuleSet {
  public:
-  explicit RuleSet(const Config& config);
+  explicit RuleSet(const Config& config, MatcherOptions options = {});
   ~RuleSet();
   RuleSet(RuleSet&&) noexcept;
   RuleSet& operator=(RuleSet&&) noexcept;
@@ -53,6 +60,7 @@ class RuleSet {
   struct Index;
   std::vector<Rule> rules_;
   Verdict default_;
+  MatcherOptions options_;
   std::unique_ptr<Index> index_;
 };
 

@@ -168,15 +168,73 @@ struct Gen {
   }
 };
 
-TEST(ControlRuleSetProperty, CompiledMatcherAgreesWithLinearReference) {
+// Thousands of rules over the whole address and port space, flows aimed at range edges: reaches
+// the lookup tables that only large sets build (IPv4 by /16 bucket, ports direct).
+TEST(ControlRuleSetLarge, AgreesWithLinearReferenceAtRangeEdges) {
+  std::mt19937_64 rng(7);
+  auto pick = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };
+  Config cfg;
+  for (std::size_t i = 0; i < 3000; ++i) {
+    Rule r;
+    r.name = std::to_string(i);
+    r.verdict = pick(2) ? Verdict::claim : Verdict::bypass;
+    r.proto = static_cast<ProtoMatch>(pick(3));
+    if (pick(10) < 9) {
+      int len = static_cast<int>(8 + pick(25));
+      std::uint32_t a = static_cast<std::uint32_t>(pick(1ULL << 32)) & (len == 32 ? ~0u : ~(~0u >> len));
+      r.dst.push_back({ip::address_v4(a), static_cast<std::uint8_t>(len)});
+    }
+    if (pick(2)) {
+      auto lo = static_cast<std::uint16_t>(1 + pick(65535));
+      auto hi = static_cast<std::uint16_t>(std::min<std::uint64_t>(65535, lo + pick(3) * pick(2000)));
+      r.ports.push_back({lo, hi});
+    }
+    cfg.rules.push_back(std::move(r));
+  }
+  for (auto options : {MatcherOptions{}, MatcherOptions{false, false}}) {
+    RuleSet rs(cfg, options);
+    std::size_t matched = 0;
+    for (int k = 0; k < 20000; ++k) {
+      const Rule& r = cfg.rules[pick(cfg.rules.size())];
+      FlowMeta f;
+      f.proto = pick(2) ? Proto::tcp : Proto::udp;
+      std::uint32_t a = static_cast<std::uint32_t>(pick(1ULL << 32));
+      if (!r.dst.empty()) {
+        std::uint32_t net = r.dst[0].network.to_v4().to_uint();
+        std::uint32_t last = net | (r.dst[0].prefix == 32 ? 0u : ~0u >> r.dst[0].prefix);
+        const std::uint32_t edges[] = {net, last, net - 1, last + 1, net + static_cast<std::uint32_t>(pick(256))};
+        a = edges[pick(5)];
+      }
+      f.dst.address = ip::address_v4(a);
+      std::uint16_t port = static_cast<std::uint16_t>(1 + pick(65535));
+      if (!r.ports.empty()) {
+        const std::uint16_t edges[] = {r.ports[0].lo, r.ports[0].hi, static_cast<std::uint16_t>(r.ports[0].lo - 1),
+                                       static_cast<std::uint16_t>(r.ports[0].hi + 1)};
+        port = edges[pick(4)];
+      }
+      f.dst.port = port;
+      std::optional<std::size_t> expected;
+      for (std::size_t i = 0; i < cfg.rules.size(); ++i)
+        if (matches_linear(cfg.rules[i], f)) { expected = i; break; }
+      ASSERT_EQ(rs.first_match(f), expected) << f.dst.to_string() << " " << to_string(f.proto);
+      matched += expected.has_value();
+    }
+    EXPECT_GT(matched, 5000u);
+  }
+}
+
+class ControlRuleSetProperty : public ::testing::TestWithParam<MatcherOptions> {};
+
+TEST_P(ControlRuleSetProperty, CompiledMatcherAgreesWithLinearReference) {
   Gen g(20261127);
   std::size_t claims = 0, defaults = 0, checked = 0;
   for (int round = 0; round < 300; ++round) {
     Config cfg;
     cfg.default_verdict = g.coin(50) ? Verdict::claim : Verdict::bypass;
-    std::size_t n = 1 + g.pick(round < 250 ? 40 : 300);  // a few sets span several bitset words
+    // Most sets are small; some span several bitset words, index buckets and >128 hits a lookup.
+    std::size_t n = 1 + g.pick(round < 250 ? 40 : 600);
     for (std::size_t i = 0; i < n; ++i) cfg.rules.push_back(g.rule(i));
-    RuleSet rs(cfg);
+    RuleSet rs(cfg, GetParam());
     for (int k = 0; k < 200; ++k) {
       FlowMeta f = g.flow();
       std::optional<std::size_t> expected;
@@ -197,6 +255,13 @@ TEST(ControlRuleSetProperty, CompiledMatcherAgreesWithLinearReference) {
   EXPECT_LT(defaults, checked - checked / 20);
   EXPECT_GT(claims, checked / 10);
 }
+
+INSTANTIATE_TEST_SUITE_P(Paths, ControlRuleSetProperty,
+                         ::testing::Values(MatcherOptions{true, true}, MatcherOptions{false, false},
+                                           MatcherOptions{true, false}, MatcherOptions{false, true}),
+                         [](const ::testing::TestParamInfo<MatcherOptions>& i) {
+                           return std::string(i.param.flatten ? "flat" : "tree") + (i.param.hit_table ? "_hash" : "_sort");
+                         });
 
 }  // namespace
 }  // namespace flowrelay::control
