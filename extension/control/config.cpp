@@ -384,7 +384,8 @@ Rule parse_rule(const json::value& v, const std::string& path, std::size_t index
       auto s = as_string(a[i], ep);
       if (!valid_host_pattern(s)) fail(ep, "\"" + std::string(s) + "\" is not a hostname pattern");
       std::string lower(s);
-      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower.size() > 1 && lower.back() == '.') lower.pop_back();  // flows' names lose it too
+      for (auto& c : lower) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII, locale-free
       r.hosts.push_back(std::move(lower));
     }
   }

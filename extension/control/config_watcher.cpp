@@ -15,13 +15,13 @@ bool PushSource::push(std::string bytes) {
 ConfigWatcher::ConfigWatcher(EpochManager& epochs, const Clock& clock, Callbacks callbacks)
     : epochs_(epochs), clock_(clock), callbacks_(std::move(callbacks)) {}
 
-ConfigWatcher::~ConfigWatcher() {
-  for (auto* s : sources_) s->stop();
-}
+ConfigWatcher::~ConfigWatcher() = default;
 
 void ConfigWatcher::add_source(ConfigSource& source) {
-  sources_.push_back(&source);
-  source.start([this](ConfigEvent e) { on_event(std::move(e)); });
+  std::weak_ptr<int> alive = alive_;
+  source.start([this, alive](ConfigEvent e) {
+    if (!alive.expired()) on_event(std::move(e));
+  });
 }
 
 std::chrono::milliseconds ConfigWatcher::debounce() const {

@@ -81,8 +81,8 @@ class ConfigWatcher {
   ConfigWatcher(const ConfigWatcher&) = delete;
   ConfigWatcher& operator=(const ConfigWatcher&) = delete;
 
-  /// Starts `source` with a sink into this watcher. The source must outlive the watcher or be
-  /// stopped first; the watcher stops every added source when destroyed.
+  /// Starts `source` with a sink into this watcher. The owner stops its sources; a delivery that
+  /// arrives after the watcher is gone is dropped, so either may be destroyed first.
   void add_source(ConfigSource& source);
   void on_event(ConfigEvent event);
   /// Applies the pending event if its quiet period is over.
@@ -100,7 +100,7 @@ class ConfigWatcher {
   EpochManager& epochs_;
   const Clock& clock_;
   Callbacks callbacks_;
-  std::vector<ConfigSource*> sources_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // sinks check it before calling in
   std::optional<ConfigEvent> pending_;
   SteadyTime burst_start_{};
   SteadyTime deadline_{};

@@ -47,7 +47,8 @@ EpochEvent EpochManager::submit(Config config, std::string source) {
   e.source = std::move(source);
   e.content_hash = config.content_hash;
   auto running = current();
-  if (running && running->content_hash == config.content_hash) {
+  // A config built in code has no content hash (0): it is always a new epoch.
+  if (running && config.content_hash != 0 && running->content_hash == config.content_hash) {
     e.kind = EpochEvent::Kind::unchanged;
     e.epoch = running->id;
     logger()->info("config from {} unchanged, epoch {} keeps running", e.source, e.epoch);

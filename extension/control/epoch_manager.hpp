@@ -54,7 +54,8 @@ class EpochManager {
   /// Parses, validates and (if new) accepts `text`. Never throws for bad input: a rejection comes
   /// back as an event with its error, and the running epoch is kept.
   EpochEvent submit(std::string_view text, std::string source);
-  /// Accepts a config built in code (e.g. an embedded default); same hashing and history.
+  /// Accepts a config built in code (e.g. an embedded default). Its `content_hash` decides
+  /// "unchanged" as for text; a hash of 0 (not parsed from text) always makes a new epoch.
   EpochEvent submit(Config config, std::string source);
   /// Records that a source failed to deliver (e.g. the watched file was deleted).
   EpochEvent record_source_error(std::string source, std::string error);

@@ -82,7 +82,7 @@ bool cidr_contains(const Cidr& c, const ip::address& a) {
 std::string normalise_host(std::string_view h) {
   std::string s(h);
   if (!s.empty() && s.back() == '.') s.pop_back();
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s) if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII, locale-free
   return s;
 }
 

@@ -58,5 +58,13 @@ TEST(ControlEpochManager, HistoryIsBounded) {
   EXPECT_EQ(m.current_id(), 5u);
 }
 
+TEST(ControlEpochManager, ConfigsBuiltInCodeAreAlwaysNewEpochs) {
+  ManualClock clock;
+  EpochManager m(PlatformCaps::for_linux(), clock);
+  EXPECT_EQ(m.submit(Config{}, "embedded").kind, EpochEvent::Kind::accepted);
+  EXPECT_EQ(m.submit(Config{}, "embedded").kind, EpochEvent::Kind::accepted);
+  EXPECT_EQ(m.current_id(), 2u);
+}
+
 }  // namespace
 }  // namespace flowrelay::control

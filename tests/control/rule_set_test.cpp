@@ -55,7 +55,7 @@ TEST(ControlRuleSet, IdentityFieldsNeedTheFlowToCarryThem) {
   RuleSet rs(parse(R"({"rules": [
       {"name": "u", "verdict": "claim", "uids": [1000]},
       {"name": "a", "verdict": "claim", "apps": ["com.example.*"]},
-      {"name": "h", "verdict": "claim", "hosts": ["*.example.com"]}]})"));
+      {"name": "h", "verdict": "claim", "hosts": ["*.example.com."]}]})"));
   auto f = flow(Proto::tcp, "10.0.0.1", 443);
   EXPECT_EQ(rs.explain(f).rule_name, "default");
   f.app_identity.uid = 1000;
