@@ -136,7 +136,7 @@ void BM_ControlCompile(benchmark::State& state) {
 BENCHMARK(BM_ControlCompile)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 // Planning a change over 100,000 live flows (half claimed, half bypassed): two epochs of
-// `rules` rules each, the second differing in a tenth of its rules.
+// `rules` rules each, the second with a tenth of its verdicts flipped.
 void BM_ControlPlan(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   auto make_epoch = [](Config c, relay::EpochId id) {
@@ -148,10 +148,16 @@ void BM_ControlPlan(benchmark::State& state) {
   };
   Config a = make_config(n, 42);
   Config b = a;
-  for (std::size_t i = 0; i < b.rules.size(); i += 10)
-    b.rules[i].verdict = b.rules[i].verdict == Verdict::claim ? Verdict::bypass : Verdict::claim;
-  auto ea = make_epoch(a, 1), eb = make_epoch(b, 2);
+  // Flip a tenth of the rules, and at least one that some flow actually hits.
   auto flows = make_flows(a, 100000, 9);
+  const control::RuleSet probe(a);
+  std::size_t hit = 0;
+  for (auto& f : flows)
+    if (auto m = probe.first_match(f)) { hit = *m; break; }
+  for (std::size_t i = 0; i < b.rules.size(); ++i)
+    if (i % 10 == hit % 10)
+      b.rules[i].verdict = b.rules[i].verdict == Verdict::claim ? Verdict::bypass : Verdict::claim;
+  auto ea = make_epoch(a, 1), eb = make_epoch(b, 2);
   std::vector<relay::FlowMeta> claimed, bypassed;
   for (auto& f : flows) (ea->rules->verdict(f) == Verdict::claim ? claimed : bypassed).push_back(f);
   std::size_t moved = 0;

@@ -122,6 +122,46 @@ std::string line_column(std::string_view s, std::size_t offset) {
   return "line " + std::to_string(line) + ", column " + std::to_string(col);
 }
 
+// Boost.JSON keeps the last of duplicate keys silently; a config where a second "rules" hides the
+// first must be an error. Runs on text that already parsed, so the scan can be simple: strings,
+// containers and commas; keys compare as written (escapes not decoded).
+void reject_duplicate_keys(std::string_view text) {
+  struct Frame {
+    bool object = false;
+    bool expect_key = true;
+    std::size_t index = 0;
+    std::string key;
+    std::set<std::string, std::less<>> keys;
+  };
+  std::vector<Frame> stack;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      std::size_t start = ++i;
+      while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+      if (stack.empty() || !stack.back().object || !stack.back().expect_key) continue;
+      Frame& f = stack.back();
+      f.expect_key = false;
+      f.key.assign(text.substr(start, i - start));
+      if (!f.keys.insert(f.key).second) {
+        std::string path;
+        for (std::size_t k = 0; k + 1 < stack.size(); ++k) {
+          if (stack[k].object) path = key_path(path, stack[k].key);
+          else path = index_path(path, stack[k].index);
+        }
+        fail(key_path(path, f.key), "duplicate key (the later value would silently replace the earlier)");
+      }
+    } else if (c == '{' || c == '[') {
+      stack.emplace_back().object = c == '{';
+    } else if (c == '}' || c == ']') {
+      if (!stack.empty()) stack.pop_back();
+    } else if (c == ',' && !stack.empty()) {
+      if (stack.back().object) stack.back().expect_key = true;
+      else ++stack.back().index;
+    }
+  }
+}
+
 json::value parse_json(std::string_view text) {
   if (auto bad = find_invalid_utf8(text); bad != std::string_view::npos)
     fail(line_column(text, bad), "not UTF-8 (byte 0x" + [&] {
@@ -143,6 +183,7 @@ json::value parse_json(std::string_view text) {
     if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) fail("", "empty file, not JSON");
     fail(line_column(text, n), "not JSON (" + ec.message() + ")");
   }
+  reject_duplicate_keys(text);
   return p.release();
 }
 

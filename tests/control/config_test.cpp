@@ -180,6 +180,11 @@ const BadCase kBad[] = {
     {"metrics_bad", section("metrics", R"("listen": "localhost")"), "metrics.listen", "is not ADDRESS:PORT"},
     {"metrics_port_bad", section("metrics", R"("listen": "127.0.0.1:99999")"), "metrics.listen", "not a port"},
     {"metrics_v6_unbracketed", section("metrics", R"("listen": "::1:9464")"), "metrics.listen", "in brackets"},
+    {"duplicate_top_key", R"({"rules": [{"verdict": "claim"}], "rules": []})", "rules",
+     "duplicate key"},
+    {"duplicate_nested_key", R"({"rules": [{"verdict": "claim"}, {"verdict": "claim", "ports": [1], "verdict": "bypass"}]})",
+     "rules[1].verdict", "duplicate key"},
+    {"duplicate_section_key", R"({"rules": [], "linux": {"fwmark": 2, "fwmark": 3}})", "linux.fwmark", "duplicate key"},
     {"section_not_object", R"({"rules": [], "limits": []})", "limits", "must be an object"},
 };
 
