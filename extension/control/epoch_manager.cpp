@@ -32,14 +32,20 @@ EpochEvent EpochManager::submit(std::string_view text, std::string source) {
   try {
     return submit(parse_config(text, platform_), std::move(source));
   } catch (const ConfigError& err) {
-    EpochEvent e;
-    e.kind = EpochEvent::Kind::rejected;
-    e.epoch = current_id();
-    e.source = std::move(source);
-    e.error = err.what();
-    logger()->warn("config from {} rejected, epoch {} keeps running: {}", e.source, e.epoch, e.error);
-    return record(std::move(e));
+    return reject(std::move(source), err.what());
+  } catch (const std::exception& err) {  // not a validation error, but still no reason to stop
+    return reject(std::move(source), std::string("config: ") + err.what());
   }
+}
+
+EpochEvent EpochManager::reject(std::string source, std::string error) {
+  EpochEvent e;
+  e.kind = EpochEvent::Kind::rejected;
+  e.epoch = current_id();
+  e.source = std::move(source);
+  e.error = std::move(error);
+  logger()->warn("config from {} rejected, epoch {} keeps running: {}", e.source, e.epoch, e.error);
+  return record(std::move(e));
 }
 
 EpochEvent EpochManager::submit(Config config, std::string source) {

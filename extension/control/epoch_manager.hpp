@@ -69,6 +69,7 @@ class EpochManager {
 
  private:
   EpochEvent record(EpochEvent e);
+  EpochEvent reject(std::string source, std::string error);
 
   PlatformCaps platform_;
   const Clock& clock_;

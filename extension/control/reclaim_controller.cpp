@@ -2,6 +2,8 @@
 
 #include "extension/control/log.hpp"
 
+#include <algorithm>
+
 namespace flowrelay::control {
 
 const char* to_string(CycleRecord::Outcome o) {
@@ -41,10 +43,11 @@ std::optional<SteadyTime> ReclaimController::next_deadline() const {
   return d;
 }
 
-HostCompletion ReclaimController::guard(void (ReclaimController::*fn)(HostResult)) {
+HostCompletion ReclaimController::guard(void (ReclaimController::*fn)(HostResult), std::chrono::milliseconds extra) {
   // A completion for a cycle that timed out (or a controller that is gone) is dropped.
   std::weak_ptr<int> alive = alive_;
-  run_->deadline = clock_.now() + options_.op_timeout;
+  run_->deadline = std::max(run_->deadline == SteadyTime::max() ? SteadyTime::min() : run_->deadline,
+                            clock_.now() + options_.op_timeout + extra);
   return [this, alive, id = run_->rec.id, fn](HostResult r) {
     if (alive.expired() || !run_ || run_->rec.id != id) return;
     (this->*fn)(std::move(r));
@@ -145,7 +148,8 @@ void ReclaimController::act() {
   r.outstanding = 1;  // held while issuing, so a synchronous completion cannot finish the cycle early
   if (!r.plan.release.empty()) {
     ++r.outstanding;
-    host_.release(r.plan.release, r.to->config->reclaim.drain, guard(&ReclaimController::after_release));
+    const auto drain = r.to->config->reclaim.drain;  // the host may take the whole grace period
+    host_.release(r.plan.release, drain, guard(&ReclaimController::after_release, drain));
   }
   if (run_ && !r.want_restart && !r.plan.reclaim.empty()) {
     ++r.outstanding;

@@ -54,7 +54,8 @@ const char* to_string(CycleRecord::Outcome o);
 
 /// Tunables that are not in the config file.
 struct ControllerOptions {
-  std::chrono::milliseconds op_timeout{30000};  // a host operation not answered by then ends the cycle
+  std::chrono::milliseconds op_timeout{30000};  // a host operation not answered by then (release: plus
+                                                // its drain grace) ends the cycle as timed out
   std::size_t log_limit = 256;                  // cycles kept for `flowrelay epochs`
 };
 
@@ -105,7 +106,7 @@ class ReclaimController {
   void restart_or_defer();
   void finish(CycleRecord::Outcome forced = CycleRecord::Outcome::running);
   void add_error(std::string e);
-  HostCompletion guard(void (ReclaimController::*fn)(HostResult));
+  HostCompletion guard(void (ReclaimController::*fn)(HostResult), std::chrono::milliseconds extra = {});
   void after_release(HostResult r);
   void after_close(HostResult r);
   void after_restart(HostResult r);

@@ -216,6 +216,22 @@ TEST_F(ControlScenario, AHostThatNeverAnswersTimesTheCycleOut) {
   EXPECT_EQ(controller.cycles().size(), 2u);
 }
 
+TEST_F(ControlScenario, AReleaseMayTakeItsWholeDrainGraceBeforeTimingOut) {
+  start_with_a("surgical");
+  host.async = true;
+  controller.on_epoch(accept(
+      R"({"rules": [], "reclaim": {"drain_ms": 60000}})"));  // releases both :443 flows, 60 s grace
+  host.complete_next();                                     // applied; release parked
+  ASSERT_EQ(host.calls.back(), "release 1,2 grace 60000");
+  clock.advance(60s);
+  controller.tick();
+  EXPECT_TRUE(controller.busy());  // 30 s timeout + 60 s grace not over yet
+  clock.advance(30s);
+  controller.tick();
+  EXPECT_FALSE(controller.busy());
+  EXPECT_EQ(last().outcome, Outcome::timed_out);
+}
+
 TEST_F(ControlScenario, AFailedApplyIsRecordedAndNotRetriedInALoop) {
   start_with_a("surgical");
   host.fail_apply = true;
