@@ -19,7 +19,9 @@ namespace flowrelay::control {
 /// the daemon adds its sources (`watcher().add_source(...)`), then on its control thread calls
 /// `tick()` whenever `next_deadline()` passes (re-arming one steady_timer after every call into
 /// the control plane, since any of them may move the deadline). Host completions and source
-/// deliveries must arrive on that thread too.
+/// deliveries must arrive on that thread too. At startup, after adding a source that delivers
+/// the current file at once (InotifyConfigSource does), call `watcher().flush()` so the first
+/// epoch does not wait out the debounce.
 class ControlPlane {
  public:
   ControlPlane(PlatformCaps platform, ProviderHost& host, BypassedFlows& bypassed, const Clock& clock,
