@@ -1,11 +1,13 @@
 // flowrelay: one binary, one subcommand per mode (DESIGN.md, "Command line").
 
+#include "extension/control/check_config.hpp"
 #include "extension/forward/forward_command.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <iostream>
 
 int main(int argc, char** argv) {
   CLI::App app{"flowrelay: a userspace relay for claimed flows"};
@@ -26,6 +28,10 @@ int main(int argc, char** argv) {
   forward->add_option("--drain-ms", drain_ms, "on SIGINT/SIGTERM, how long flows may finish")->capture_default_str();
   forward->add_option("--mark", fwd.mark, "SO_MARK for upstream sockets (Linux, needs CAP_NET_ADMIN)");
 
+  std::string config_path;
+  auto* check = app.add_subcommand("check-config", "validate a config file: exit 0 and a summary, or 2 and the error");
+  check->add_option("FILE", config_path, "config file (JSON)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,5 +44,6 @@ int main(int argc, char** argv) {
     fwd.drain = std::chrono::milliseconds(drain_ms);
     return flowrelay::forward::run_forward(fwd);
   }
+  if (check->parsed()) return flowrelay::control::check_config_command(config_path, std::cout, std::cerr);
   return 2;
 }
