@@ -27,14 +27,18 @@ class Chain {
   /// changes.
   class Gather {
    public:
-    const boost::asio::const_buffer* begin() const noexcept { return bufs_.data(); }
-    const boost::asio::const_buffer* end() const noexcept { return bufs_.data() + count_; }
+    Gather() noexcept {}  // leaves the slots unset: only [0, count) is ever read
+    const boost::asio::const_buffer* begin() const noexcept { return bufs_; }
+    const boost::asio::const_buffer* end() const noexcept { return bufs_ + count_; }
     std::size_t count() const noexcept { return count_; }
     std::size_t bytes() const noexcept { return bytes_; }
 
    private:
     friend class Chain;
-    std::array<boost::asio::const_buffer, kMaxIov> bufs_;
+    // A union, so building a Gather for one write does not zero 1 KiB of slots first.
+    union {
+      boost::asio::const_buffer bufs_[kMaxIov];
+    };
     std::size_t count_ = 0;
     std::size_t bytes_ = 0;
   };
