@@ -514,6 +514,7 @@ Report to_report(const StreamOptions& o, const StreamResult& r) {
 }
 
 RrResult run_rr(const RrOptions& options) {
+  if (options.size == 0 || options.size > 65536) throw std::invalid_argument("rr: --size must be 1..65536");
   const auto hp = target_of(options);
   const tcp::endpoint endpoint(hp.address, hp.port);
   const auto start = Clock::now();

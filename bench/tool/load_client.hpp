@@ -36,7 +36,7 @@ Report to_report(const StreamOptions& options, const StreamResult& result);
 
 // --- rr: request/response latency --------------------------------------------------------------
 struct RrOptions : ClientOptions {
-  std::size_t size = 64; // request and response bytes
+  std::size_t size = 64; // request and response bytes, 1..65536 (written whole before reading)
 };
 struct RrResult {
   double seconds = 0;

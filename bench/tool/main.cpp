@@ -77,7 +77,11 @@ int main(int argc, char** argv) {
   fb::RrOptions rr;
   auto* rr_cmd = app.add_subcommand("rr", "Request/response on N flows: latency percentiles and rate");
   add_client_options(*rr_cmd, rr, json, "Flows, each with one request outstanding");
-  rr_cmd->add_option("-s,--size", rr.size, "Request and response bytes")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+  // The request is written in full before the response is read: up to 64 KiB that always fits in
+  // the socket buffers on the way, so client and server can never both wait on a full buffer.
+  rr_cmd->add_option("-s,--size", rr.size, "Request and response bytes (<= 65536)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
 
   fb::CpsOptions cps;
   auto* cps_cmd = app.add_subcommand("cps", "Connect, one round trip, server closes: connections/s and connect+first-byte latency");
