@@ -43,8 +43,10 @@ IoResult SocketTcpFlow::read(buffers::Chain& into, std::size_t max) {
   } else if (ec) {
     r.ec = ec;
   } else {
-    bulk_ = n == scatter.bytes();
-    r.would_block = !bulk_;  // a short read emptied the socket buffer
+    // Stay in 64 KiB chunks while reads are large; small reads (interactive traffic) go back to
+    // one 16 KiB chunk so a queued message does not pin a large one.
+    bulk_ = n >= buffers::kSmallChunk;
+    r.would_block = n < scatter.bytes();  // a short read emptied the socket buffer
   }
   return r;
 }

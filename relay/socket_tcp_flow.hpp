@@ -24,7 +24,7 @@ class SocketTcpFlow final : public TcpFlow {
 
  private:
   boost::asio::ip::tcp::socket socket_;
-  bool bulk_ = false;  // the last read filled its chunks: read in 64 KiB chunks next time
+  bool bulk_ = false;  // recent reads were large: read into 64 KiB chunks
 };
 
 }  // namespace flowrelay::relay

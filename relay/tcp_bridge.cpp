@@ -85,16 +85,21 @@ class TcpBridge final : public FlowBase {
     const std::size_t high = relay_.options().flow_buffer_bytes;
     const std::size_t low = high / 2;
     bool eof = false;
+    bool drained = true;  // the last read emptied the source: wait before reading again
     for (;;) {
       if (q.empty()) {
         if (eof) {
           to.shutdown_write();
           co_return;
         }
-        if (co_await from.wait_readable()) co_return;  // torn down
-        if (closing()) co_return;
+        // After a read that filled every chunk there is most likely more: read again straight
+        // away instead of a round trip through epoll.
+        if (drained) {
+          if (co_await from.wait_readable()) co_return;  // torn down
+          if (closing()) co_return;
+        }
       }
-      bool drained = eof;  // nothing more to read right now
+      drained = eof;
       if (!eof && q.size() < high) {
         const IoResult r = from.read(q, high - q.size());
         if (r.ec) {
