@@ -2,6 +2,10 @@
 
 #include "extension/control/check_config.hpp"
 #include "extension/forward/forward_command.hpp"
+#if defined(__linux__)
+#include "extension/linux/demo_command.hpp"
+#include "extension/linux/run_command.hpp"
+#endif
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -32,6 +36,30 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate a config file: exit 0 and a summary, or 2 and the error");
   check->add_option("FILE", config_path, "config file (JSON)")->required();
 
+#if defined(__linux__)
+  flowrelay::linux_host::RunOptions run_opts;
+  auto* run = app.add_subcommand("run", "Linux transparent mode in this network namespace: claim per FILE's rules");
+  run->add_option("--config", run_opts.config_path, "config file (JSON), watched for changes")->required();
+  run->add_flag("--replace", run_opts.replace, "take over a stale flowrelay table left by a crashed run");
+  run->add_option("--threads", run_opts.threads, "reactor threads (default: one per core)");
+
+  std::string socket_path, socket_config;
+  bool flows_json = false, epochs_json = false;
+  auto* flows = app.add_subcommand("flows", "ask the running daemon for its flows (claimed and bypassed)");
+  flows->add_flag("--json", flows_json, "JSON instead of a table");
+  flows->add_option("--socket", socket_path, "control socket (default: the config's control.socket, else /run/flowrelay.sock)");
+  flows->add_option("--config", socket_config, "read the control socket path from this config file");
+  auto* epochs = app.add_subcommand("epochs", "ask the running daemon for its epoch history and reclaim cycles");
+  epochs->add_flag("--json", epochs_json, "JSON instead of tables");
+  epochs->add_option("--socket", socket_path, "control socket (default: /run/flowrelay.sock)");
+  epochs->add_option("--config", socket_config, "read the control socket path from this config file");
+
+  flowrelay::linux_host::DemoOptions demo_opts;
+  auto* demo = app.add_subcommand("demo", "the reclaim scenario in two private network namespaces (needs root)");
+  demo->add_option("--flows", demo_opts.flows_per_kind, "long-lived flows per kind (TCP :443, TCP :80, UDP :5353) and family")
+      ->capture_default_str();
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -45,5 +73,14 @@ int main(int argc, char** argv) {
     return flowrelay::forward::run_forward(fwd);
   }
   if (check->parsed()) return flowrelay::control::check_config_command(config_path, std::cout, std::cerr);
+#if defined(__linux__)
+  if (run->parsed()) return flowrelay::linux_host::run_daemon(run_opts);
+  if (flows->parsed() || epochs->parsed()) {
+    if (socket_path.empty()) socket_path = flowrelay::linux_host::socket_from_config(socket_config);
+    return flows->parsed() ? flowrelay::linux_host::flows_command(socket_path, flows_json, std::cout, std::cerr)
+                           : flowrelay::linux_host::epochs_command(socket_path, epochs_json, std::cout, std::cerr);
+  }
+  if (demo->parsed()) return flowrelay::linux_host::demo_command(demo_opts, argv[0], std::cout, std::cerr);
+#endif
   return 2;
 }

@@ -29,6 +29,9 @@ class InotifyConfigSource final : public control::ConfigSource {
     deliver(file_.read_current());
   }
   void stop() override { sink_ = nullptr; }
+  /// Delivers the file's current content again (SIGHUP): the watcher reports it as unchanged
+  /// when it is, or accepts it as a new epoch.
+  void reread() { deliver(file_.read_current()); }
 
   int fd() const { return file_.fd(); }
   std::size_t handle_events() { return file_.handle_events(); }

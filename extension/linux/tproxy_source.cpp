@@ -1,0 +1,313 @@
+#include "extension/linux/tproxy_source.hpp"
+
+#include "extension/linux/socket_address.hpp"
+#include "extension/linux/tproxy_socket.hpp"
+#include "relay/socket_tcp_flow.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+
+#include <future>
+#include <map>
+#include <system_error>
+#include <utility>
+
+namespace flowrelay::linux_host {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+using boost::system::error_code;
+
+struct TproxySource::Stats {
+  std::atomic<std::uint64_t> tcp_accepted{0};
+  std::atomic<std::uint64_t> udp_associations{0};
+  std::atomic<std::uint64_t> udp_datagrams{0};
+  std::atomic<std::uint64_t> udp_dropped_full{0};
+  std::atomic<std::uint64_t> udp_reply_socket_failed{0};
+};
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+  static std::shared_ptr<spdlog::logger> l = [] {
+    auto g = spdlog::get("tproxy");
+    return g ? g : spdlog::stderr_color_mt("tproxy");
+  }();
+  return l;
+}
+
+bool out_of_descriptors(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+         ec.value() == ENFILE;
+}
+
+relay::EpochId epoch_now(const TproxySourceOptions& o) { return o.epoch ? o.epoch() : 0; }
+
+using UdpKey = std::pair<relay::Endpoint, relay::Endpoint>;  // (app, original destination)
+
+struct UdpAssocState;
+using UdpTable = std::map<UdpKey, std::shared_ptr<UdpAssocState>>;
+
+/// One claimed UDP flow's source-side state, shared by the table, the reply reader and the UdpFlow
+/// the relay holds. The table and `assoc` form a cycle that closed() breaks.
+struct UdpAssocState {
+  UdpAssocState(asio::io_context& io, UdpKey k, std::weak_ptr<UdpTable> t)
+      : reply(io), key(std::move(k)), table(std::move(t)) {}
+  udp::socket reply;
+  UdpKey key;
+  std::weak_ptr<UdpTable> table;
+  std::shared_ptr<relay::UdpAssociation> assoc;
+  bool closed = false;
+
+  void close() {
+    if (closed) return;
+    closed = true;
+    error_code ignored;
+    reply.close(ignored);
+    auto keep = assoc;  // the relay may be calling us from inside the association
+    assoc.reset();
+    if (auto t = table.lock()) {
+      auto it = t->find(key);
+      if (it != t->end() && it->second.get() == this) t->erase(it);
+    }
+  }
+};
+
+class TproxyUdpFlow final : public relay::UdpFlow {
+ public:
+  explicit TproxyUdpFlow(std::shared_ptr<UdpAssocState> s) : s_(std::move(s)) {}
+  bool send_to_app(const relay::Datagram& d) override {
+    if (s_->closed) return false;
+    error_code ec;
+    s_->reply.send(d.payload.asio(), 0, ec);  // connected to the app, bound to the destination
+    return !ec;
+  }
+  void closed() override { s_->close(); }
+
+ private:
+  std::shared_ptr<UdpAssocState> s_;
+};
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, const TproxySourceOptions& options,
+                                  TproxySource::Stats& stats) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer backoff(ex);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+    if (out_of_descriptors(ec)) {
+      log()->warn("accept: {}; pausing accepts for 100 ms", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    if (ec) continue;
+    error_code rec;
+    const auto remote = socket.remote_endpoint(rec);
+    if (rec) continue;
+    relay::FlowMeta meta;
+    meta.proto = relay::Proto::tcp;
+    meta.app = {remote.address(), remote.port()};
+    meta.dst = original_destination(socket.native_handle());
+    meta.epoch = epoch_now(options);
+    meta.claimed_at = std::chrono::system_clock::now();
+    stats.tcp_accepted.fetch_add(1, std::memory_order_relaxed);
+    relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
+  }
+}
+
+/// The app's later datagrams of one flow, which TPROXY delivers to its reply socket.
+asio::awaitable<void> reply_loop(std::shared_ptr<UdpAssocState> s, TproxySource::Stats& stats) {
+  for (;;) {
+    auto [ec] = co_await s->reply.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec || s->closed) co_return;
+    for (;;) {
+      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
+      if (!chunk) break;
+      error_code rec;
+      const std::size_t n = s->reply.receive(chunk.asio_mutable(), 0, rec);
+      if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+      if (s->closed) co_return;
+      if (rec) {
+        if (rec == asio::error::connection_refused) continue;  // ICMP from the app's side: ignore
+        co_return;
+      }
+      chunk.truncate(n);
+      stats.udp_datagrams.fetch_add(1, std::memory_order_relaxed);
+      if (s->assoc) s->assoc->from_app(relay::Datagram{std::move(chunk), s->key.second});
+    }
+  }
+}
+
+}  // namespace
+
+struct TproxySource::TcpShard {
+  explicit TcpShard(asio::io_context& io) : acceptor(io) {}
+  tcp::acceptor acceptor;
+};
+
+struct TproxySource::UdpShard {
+  UdpShard(asio::io_context& io) : io(io), socket(io), table(std::make_shared<UdpTable>()) {}
+  asio::io_context& io;
+  udp::socket socket;
+  std::shared_ptr<UdpTable> table;
+};
+
+namespace {
+
+asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay& relay,
+                                    const TproxySourceOptions& options, TproxySource::Stats& stats) {
+  auto ex = co_await asio::this_coro::executor;
+  udp::socket& socket = shard.socket;
+  for (;;) {
+    auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec || !socket.is_open()) co_return;
+    for (;;) {
+      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
+      if (!chunk) break;
+      error_code rec;
+      auto d = recv_with_original_dst(socket.native_handle(),
+                                      std::span<std::byte>(chunk.mutable_data(), chunk.size()), rec, MSG_DONTWAIT);
+      if (!d) {
+        if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+        if (!socket.is_open()) co_return;
+        continue;
+      }
+      chunk.truncate(d->length);
+      stats.udp_datagrams.fetch_add(1, std::memory_order_relaxed);
+      UdpKey key{d->source, d->original_dst};
+      auto it = shard.table->find(key);
+      if (it == shard.table->end()) {
+        if (shard.table->size() >= options.max_udp_associations) {
+          stats.udp_dropped_full.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        error_code bec;
+        UniqueFd fd = open_udp_reply_socket(d->original_dst, d->source, bec);
+        if (!fd) {
+          // Another socket (without SO_REUSEADDR) holds the destination address here: count, drop.
+          stats.udp_reply_socket_failed.fetch_add(1, std::memory_order_relaxed);
+          log()->warn("udp {} -> {}: reply socket: {}; datagram dropped", d->source.to_string(),
+                      d->original_dst.to_string(), bec.message());
+          continue;
+        }
+        if (options.reply_mark != 0) set_socket_mark(fd.get(), options.reply_mark);
+        auto state = std::make_shared<UdpAssocState>(shard.io, key, shard.table);
+        const auto proto = d->original_dst.address.is_v4() ? udp::v4() : udp::v6();
+        error_code aec;
+        state->reply.assign(proto, fd.release(), aec);
+        if (aec) continue;
+        state->reply.non_blocking(true, aec);
+        relay::FlowMeta meta;
+        meta.proto = relay::Proto::udp;
+        meta.app = d->source;
+        meta.dst = d->original_dst;
+        meta.epoch = epoch_now(options);
+        meta.claimed_at = std::chrono::system_clock::now();
+        auto assoc = relay.adopt(std::make_unique<TproxyUdpFlow>(state), std::move(meta), ex);
+        if (!assoc) {
+          stats.udp_dropped_full.fetch_add(1, std::memory_order_relaxed);
+          state->close();
+          continue;
+        }
+        state->assoc = std::move(assoc);
+        stats.udp_associations.fetch_add(1, std::memory_order_relaxed);
+        it = shard.table->emplace(key, state).first;
+        asio::co_spawn(ex, reply_loop(state, stats), asio::detached);
+      }
+      if (auto a = it->second->assoc) a->from_app(relay::Datagram{std::move(chunk), key.second});
+    }
+  }
+}
+
+}  // namespace
+
+TproxySource::TproxySource(relay::Reactor& reactor, relay::Relay& relay, TproxySourceOptions options)
+    : reactor_(reactor), relay_(relay), options_(std::move(options)), stats_(std::make_shared<Stats>()) {}
+
+TproxySource::~TproxySource() { stop(); }
+
+void TproxySource::start() {
+  using boost::asio::ip::make_address;
+  struct Family {
+    const char* addr;
+    bool v6;
+  };
+  std::size_t udp_shard = 0;
+  for (Family f : {Family{"127.0.0.1", false}, Family{"::1", true}}) {
+    if (f.v6 && !options_.ipv6) continue;
+    const relay::Endpoint ep{make_address(f.addr), options_.port};
+    UniqueFd listener, dgram;
+    try {
+      listener = open_tproxy_tcp_listener(ep);
+      dgram = open_tproxy_udp_socket(ep);
+    } catch (const std::system_error& e) {
+      if (!f.v6) throw;
+      log()->warn("IPv6 transparent sockets unavailable ({}): claiming IPv4 only", e.what());
+      continue;
+    }
+    for (std::size_t i = 0; i < reactor_.size(); ++i) {
+      auto shard = std::make_unique<TcpShard>(reactor_.context(i));
+      const int fd = ::fcntl(listener.get(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup listener");
+      shard->acceptor.assign(f.v6 ? tcp::v6() : tcp::v4(), fd);
+      tcp_.push_back(std::move(shard));
+    }
+    auto u = std::make_unique<UdpShard>(reactor_.context(udp_shard++ % reactor_.size()));
+    u->socket.assign(f.v6 ? udp::v6() : udp::v4(), dgram.release());
+    u->socket.non_blocking(true);
+    udp_.push_back(std::move(u));
+    if (f.v6) ipv6_active_ = true;
+  }
+  for (auto& s : tcp_)
+    asio::co_spawn(s->acceptor.get_executor(), accept_loop(s->acceptor, relay_, options_, *stats_), asio::detached);
+  for (auto& s : udp_) asio::co_spawn(s->io, datagram_loop(*s, relay_, options_, *stats_), asio::detached);
+  log()->info("claiming through TPROXY on 127.0.0.1:{}{} ({} threads)", options_.port,
+              ipv6_active_ ? " and [::1]" : "", reactor_.size());
+}
+
+void TproxySource::stop() {
+  auto close_all = [this](asio::io_context* only) {
+    error_code ignored;
+    for (auto& s : tcp_)
+      if (only == nullptr || &s->acceptor.get_executor().context() == only) s->acceptor.close(ignored);
+    for (auto& s : udp_)
+      if (only == nullptr || &s->io == only) s->socket.close(ignored);
+  };
+  if (!reactor_.running()) {
+    close_all(nullptr);
+    return;
+  }
+  for (std::size_t i = 0; i < reactor_.size(); ++i) {
+    std::promise<void> done;
+    asio::post(reactor_.context(i), [&] {
+      close_all(&reactor_.context(i));
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+}
+
+TproxySourceCounters TproxySource::counters() const {
+  TproxySourceCounters c;
+  c.tcp_accepted = stats_->tcp_accepted.load();
+  c.udp_associations = stats_->udp_associations.load();
+  c.udp_datagrams = stats_->udp_datagrams.load();
+  c.udp_dropped_full = stats_->udp_dropped_full.load();
+  c.udp_reply_socket_failed = stats_->udp_reply_socket_failed.load();
+  return c;
+}
+
+}  // namespace flowrelay::linux_host

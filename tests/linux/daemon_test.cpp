@@ -1,0 +1,350 @@
+// `flowrelay run` end to end (issue 4): the binary runs in a private app namespace, destinations
+// echo in a private world namespace, apps hold long-lived TCP and UDP flows over IPv4 and IPv6 and
+// check every byte while the config file changes under the daemon.
+#include "tests/linux/daemon_harness.hpp"
+
+#include "extension/control/epoch_report.hpp"
+#include "extension/linux/nft_table.hpp"
+#include "extension/linux/policy_routes.hpp"
+
+#include <gtest/gtest.h>
+
+namespace flowrelay::linux_host {
+namespace {
+
+using namespace testing;
+
+constexpr int kPerKind = 3;  // flows per (kind, family)
+
+std::vector<AppFlow> scenario_flows() {
+  std::vector<AppFlow> flows;
+  for (const char* ip : {kWorldV4, kWorldV6})
+    for (int i = 0; i < kPerKind; ++i) {
+      flows.push_back(app_flow(ip, 443));
+      flows.push_back(app_flow(ip, 80));
+      flows.push_back(app_flow(ip, 5353, true));
+    }
+  return flows;
+}
+
+/// Every flow of `port` (TCP or UDP) is seen by the daemon as `verdict` under `epoch`.
+bool all_seen(const Daemon& d, const Traffic& t, std::uint16_t port, bool udp, const std::string& verdict,
+              std::int64_t epoch) {
+  const auto seen = seen_by_src(d.flows(), udp ? "udp" : "tcp");
+  for (const auto& f : t.flows()) {
+    if (f.port != port || f.udp != udp) continue;
+    auto it = seen.find(f.local);
+    if (it == seen.end() || it->second.verdict != verdict || (epoch >= 0 && it->second.epoch != epoch)) return false;
+  }
+  return true;
+}
+
+std::string describe(const Daemon& d) { return boost::json::serialize(d.flows()) + "\n--- daemon log ---\n" + d.log(); }
+
+std::string describe(const Traffic& t) {
+  std::string out;
+  for (const auto& f : t.flows())
+    out += f.ip + ":" + std::to_string(f.port) + (f.udp ? "/udp " : "/tcp ") + f.local + " reconnects " +
+           std::to_string(f.reconnects) + " lost " + std::to_string(f.lost) + " ok " + std::to_string(f.bytes_ok) +
+           " slowest connect " + std::to_string(f.max_connect_ms) + " ms, slowest echo " + std::to_string(f.max_echo_ms) + " ms\n";
+  return out;
+}
+
+struct Scenario {
+  World& w;
+  TempDir dir;
+  std::string config = dir.file("flowrelay.json");
+  std::string socket = dir.file("control.sock");
+  std::unique_ptr<EchoWorld> echo;
+  std::unique_ptr<Daemon> daemon;
+  std::unique_ptr<Traffic> traffic;
+
+  explicit Scenario(World& world, const std::string& policy) : w(world) {
+    echo = std::make_unique<EchoWorld>(w);
+    write_config(config, config_text(policy, {443}, {}, socket));  // epoch A: claim TCP 443
+    daemon = std::make_unique<Daemon>(w.app, config, socket, dir.file("daemon.log"));
+  }
+  bool start() {
+    if (!daemon->wait_ready()) return false;
+    traffic = std::make_unique<Traffic>(w.app, scenario_flows());
+    return traffic->wait_rounds(3);
+  }
+};
+
+void expect_untouched_443(const Traffic& t) {
+  for (const auto& f : t.flows()) {
+    if (f.port != 443) continue;
+    SCOPED_TRACE(f.ip + " " + f.local);
+    EXPECT_EQ(f.reconnects, 0);
+    EXPECT_EQ(f.mismatches, 0);
+    EXPECT_GT(f.bytes_ok, 0u);
+  }
+}
+
+void expect_no_corruption(const Traffic& t) {
+  for (const auto& f : t.flows()) {
+    SCOPED_TRACE(f.ip + ":" + std::to_string(f.port) + (f.udp ? "/udp " : "/tcp ") + f.local);
+    EXPECT_EQ(f.mismatches, 0);
+  }
+}
+
+TEST(DaemonNeedsRootNetns, SurgicalReclaimMovesExactlyTheFlippedFlowsWithinOneSecondThenEpochCReleases) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Scenario s(w, "surgical");
+  ASSERT_TRUE(s.start()) << s.daemon->log();
+  Daemon& d = *s.daemon;
+  Traffic& t = *s.traffic;
+
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 443, false, "claim", 1); })) << describe(d);
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 80, false, "bypass", 1); })) << describe(d);
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 5353, true, "bypass", 1); })) << describe(d);
+
+  // Epoch B also claims TCP 80 and UDP 5353.
+  const auto written = Clock::now();
+  const auto written_wall = std::chrono::system_clock::now();
+  write_config(s.config, config_text("surgical", {443, 80}, {5353}, s.socket));
+  std::string trail;
+  ASSERT_TRUE(eventually([&] {
+    const auto t0 = Clock::now();
+    const bool tcp = all_seen(d, t, 80, false, "claim", 2);
+    const bool udp = all_seen(d, t, 5353, true, "claim", 2);
+    trail += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t0 - written).count()) + ":" +
+             (tcp ? "T" : "t") + (udp ? "U" : "u") + " ";
+    return tcp && udp;
+  }, 5000, 5)) << describe(d);
+  const auto took = Clock::now() - written;
+  if (took > std::chrono::seconds(1)) ADD_FAILURE() << trail;
+  std::printf("file write -> every flipped flow claimed under epoch 2: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_LE(took, std::chrono::seconds(1))
+      << "written at " << control::format_time(written_wall) << "\n" << describe(t) << describe(d);
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) {
+    SCOPED_TRACE(f.ip + ":" + std::to_string(f.port) + " " + f.local);
+    if (f.port == 80) {
+      EXPECT_EQ(f.reconnects, 1);  // closed exactly once, reconnected, claimed
+    }
+    if (f.udp) {
+      EXPECT_EQ(f.reconnects, 0);  // UDP moved without the app noticing
+    }
+  }
+  expect_untouched_443(t);
+  expect_no_corruption(t);
+  EXPECT_TRUE(all_seen(d, t, 443, false, "claim", 1));  // never re-decided
+
+  // Epoch C narrows the claim back to TCP 443: the :80 and :5353 flows are released after drain_ms.
+  write_config(s.config, config_text("surgical", {443}, {}, s.socket));
+  ASSERT_TRUE(eventually([&] {
+    return all_seen(d, t, 80, false, "bypass", 3) && all_seen(d, t, 5353, true, "bypass", 3);
+  }, 5000, 5)) << describe(d);
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) {
+    if (f.port == 80) {
+      EXPECT_EQ(f.reconnects, 2) << f.local;
+    }
+  }
+  expect_untouched_443(t);
+  expect_no_corruption(t);
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST(DaemonNeedsRootNetns, KeepPolicyClosesNothingAndNewFlowsFollowTheNewEpoch) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Scenario s(w, "keep");
+  ASSERT_TRUE(s.start()) << s.daemon->log();
+  Daemon& d = *s.daemon;
+  Traffic& t = *s.traffic;
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 80, false, "bypass", 1); })) << describe(d);
+
+  write_config(s.config, config_text("keep", {443, 80}, {5353}, s.socket));
+  ASSERT_TRUE(eventually([&] { return d.current_epoch() == 2; })) << d.log();
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) EXPECT_EQ(f.reconnects, 0) << f.local;
+  EXPECT_TRUE(all_seen(d, t, 80, false, "bypass", 1)) << describe(d);
+  EXPECT_TRUE(all_seen(d, t, 5353, true, "bypass", 1)) << describe(d);
+  expect_untouched_443(t);
+  expect_no_corruption(t);
+
+  // A new flow to :80 follows B.
+  Traffic fresh(w.app, {app_flow(kWorldV4, 80), app_flow(kWorldV6, 80)});
+  ASSERT_TRUE(fresh.wait_rounds(2));
+  EXPECT_TRUE(eventually([&] { return all_seen(d, fresh, 80, false, "claim", 2); })) << describe(d);
+  fresh.stop();
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST(DaemonNeedsRootNetns, RestartPolicyClosesEveryFlowOnceAndAllComeBackUnderTheNewEpoch) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Scenario s(w, "restart");
+  ASSERT_TRUE(s.start()) << s.daemon->log();
+  Daemon& d = *s.daemon;
+  Traffic& t = *s.traffic;
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 443, false, "claim", 1); })) << describe(d);
+
+  write_config(s.config, config_text("restart", {443, 80}, {5353}, s.socket));
+  ASSERT_TRUE(eventually([&] {
+    return all_seen(d, t, 443, false, "claim", 2) && all_seen(d, t, 80, false, "claim", 2) &&
+           all_seen(d, t, 5353, true, "claim", 2);
+  }, 5000, 5)) << describe(d);
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) {
+    SCOPED_TRACE(f.ip + ":" + std::to_string(f.port) + " " + f.local);
+    EXPECT_EQ(f.reconnects, f.udp ? 0 : 1);  // every TCP flow closed exactly once
+  }
+  expect_no_corruption(t);
+  auto e = d.epochs();
+  bool restarted = false;
+  for (const auto& c : e.as_object().at("cycles").as_array())
+    if (c.as_object().at("to").to_number<int>() == 2) restarted = c.as_object().at("restarted").as_bool();
+  EXPECT_TRUE(restarted) << boost::json::serialize(e);
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST(DaemonNeedsRootNetns, BadConfigOverARunningOneKeepsTheEpochAndTouchesNoFlow) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Scenario s(w, "surgical");
+  ASSERT_TRUE(s.start()) << s.daemon->log();
+  Daemon& d = *s.daemon;
+  Traffic& t = *s.traffic;
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 443, false, "claim", 1); })) << describe(d);
+
+  write_config(s.config, R"({"rules": [{"verdict": "claim", "proto": "tcp", "ports": [70000]}]})");
+  std::string error;
+  ASSERT_TRUE(eventually([&] {
+    auto e = d.epochs();
+    if (!e.is_object()) return false;
+    for (const auto& h : e.as_object().at("history").as_array())
+      if (h.as_object().at("kind").as_string() == "rejected") {
+        error = boost::json::serialize(h.as_object().at("error"));
+        return true;
+      }
+    return false;
+  })) << d.log();
+  EXPECT_NE(error.find("rules[0].ports[0]"), std::string::npos) << error;
+  EXPECT_EQ(d.current_epoch(), 1);
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) EXPECT_EQ(f.reconnects, 0) << f.local;
+  EXPECT_TRUE(all_seen(d, t, 443, false, "claim", 1));
+  EXPECT_TRUE(all_seen(d, t, 80, false, "bypass", 1));
+  expect_no_corruption(t);
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST(DaemonNeedsRootNetns, RelayUpstreamSocketsAreNeverClaimedAgain) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  // Claims every TCP and UDP flow to the world: the relay's own upstream connections match too.
+  write_config(config, config_text("surgical", {443, 80}, {5353}, socket));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  Traffic t(w.app, {app_flow(kWorldV4, 443), app_flow(kWorldV6, 443),
+                    app_flow(kWorldV4, 5353, true)});
+  ASSERT_TRUE(t.wait_rounds(5));
+  auto f = d.flows();
+  const auto& relay = f.as_object().at("relay").as_object();
+  EXPECT_EQ(relay.at("adopted").to_number<int>(), 3) << describe(d);  // one per app flow, no loop
+  EXPECT_EQ(f.as_object().at("claimed").to_number<int>(), 3) << describe(d);
+  EXPECT_EQ(echo.accepted(), 2u);  // the world saw exactly the two upstream connections
+  for (const auto& a : t.flows()) {
+    EXPECT_EQ(a.reconnects, 0);
+    EXPECT_EQ(a.lost, 0);
+    EXPECT_EQ(a.mismatches, 0);
+  }
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST(DaemonNeedsRootNetns, StaleTableAfterSigkillIsReportedAndReplaceRecovers) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, config_text("surgical", {443}, {}, socket));
+  {
+    Daemon crashed(w.app, config, socket, dir.file("crashed.log"));
+    ASSERT_TRUE(crashed.wait_ready()) << crashed.log();
+    crashed.kill9();
+  }
+  {
+    auto in = w.app.enter();
+    ASSERT_TRUE(NftTable().installed().has_value());  // what a crash leaves behind
+  }
+  Daemon refused(w.app, config, socket, dir.file("refused.log"));
+  EXPECT_EQ(refused.wait_exit(), 1);
+  EXPECT_NE(refused.log().find("stale"), std::string::npos) << refused.log();
+  EXPECT_NE(refused.log().find("--replace"), std::string::npos) << refused.log();
+
+  Daemon d(w.app, config, socket, dir.file("replace.log"), {"--replace"});
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  Traffic t(w.app, {app_flow(kWorldV4, 443), app_flow(kWorldV6, 443)});
+  ASSERT_TRUE(t.wait_rounds(3));
+  EXPECT_TRUE(all_seen(d, t, 443, false, "claim", 1)) << describe(d);
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  auto in = w.app.enter();
+  EXPECT_FALSE(NftTable().installed().has_value());  // SIGTERM removes the table...
+  EXPECT_FALSE(PolicyRoutes({.fwmark = 1, .table = 100}).installed());  // ...and the routes
+}
+
+TEST(DaemonNeedsRootNetns, TwoThousandConcurrentClaimedFlowsKeepEveryByte) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, config_text("surgical", {443}, {}, socket));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  constexpr int kFlows = 2000;
+  std::vector<int> fds;
+  {
+    auto in = w.app.enter();
+    for (int i = 0; i < kFlows; ++i) {
+      int fd = tcp_connect(i % 2 ? kWorldV6 : kWorldV4, 443);
+      ASSERT_GE(fd, 0) << i << ": " << std::strerror(errno);
+      fds.push_back(fd);
+    }
+  }
+  auto payload = [](int i) {
+    std::string s(4096, '\0');
+    for (std::size_t k = 0; k < s.size(); ++k) s[k] = static_cast<char>((i * 2654435761u + k * 31) >> 3);
+    return s;
+  };
+  for (int i = 0; i < kFlows; ++i) ASSERT_TRUE(send_all(fds[i], payload(i))) << i;
+  ASSERT_TRUE(eventually([&] {
+    auto f = d.flows();
+    return f.is_object() && f.as_object().at("claimed").to_number<int>() == kFlows;
+  }, 20000, 50)) << boost::json::serialize(d.flows().as_object().at("relay"));
+  int bad = 0;
+  std::string first_bad;
+  for (int i = 0; i < kFlows; ++i) {
+    const auto back = recv_n(fds[i], 4096, 10000);
+    if (back == payload(i)) continue;
+    if (bad++ == 0) first_bad = "flow " + std::to_string(i) + ": " + std::to_string(back.size()) + " bytes back, errno " + std::strerror(errno);
+  }
+  EXPECT_EQ(bad, 0) << first_bad << "\n" << boost::json::serialize(d.flows().as_object().at("relay"));
+  if (bad != 0) {
+    std::istringstream log(d.log());
+    int shown = 0;
+    for (std::string line; std::getline(log, line) && shown < 20;)
+      if (line.find("failed") != std::string::npos || line.find("warn") != std::string::npos) {
+        ADD_FAILURE() << line;
+        ++shown;
+      }
+  }
+  for (int fd : fds) ::close(fd);
+  EXPECT_TRUE(eventually([&] {
+    auto f = d.flows();
+    return f.is_object() && f.as_object().at("claimed").to_number<int>() == 0;
+  }, 20000, 50));
+  EXPECT_EQ(d.terminate(), 0) << d.log().substr(0, 4000);
+}
+
+}  // namespace
+}  // namespace flowrelay::linux_host
