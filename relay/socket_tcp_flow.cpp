@@ -14,9 +14,8 @@ SocketTcpFlow::SocketTcpFlow(asio::ip::tcp::socket socket) : socket_(std::move(s
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
-asio::awaitable<error_code> SocketTcpFlow::wait_readable() {
-  auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
-  co_return ec;
+void SocketTcpFlow::on_readable(ReadyFn fn, void* context) {
+  socket_.async_wait(asio::socket_base::wait_read, [fn, context](const error_code& ec) { fn(context, ec); });
 }
 
 asio::awaitable<error_code> SocketTcpFlow::wait_writable() {

@@ -12,7 +12,7 @@ class SocketTcpFlow final : public TcpFlow {
   /// Takes a connected socket; puts it in non-blocking mode and sets TCP_NODELAY.
   explicit SocketTcpFlow(boost::asio::ip::tcp::socket socket);
 
-  boost::asio::awaitable<boost::system::error_code> wait_readable() override;
+  void on_readable(ReadyFn fn, void* context) override;
   boost::asio::awaitable<boost::system::error_code> wait_writable() override;
   IoResult read(buffers::Chain& into, std::size_t max) override;
   IoResult write(buffers::Chain& from) override;

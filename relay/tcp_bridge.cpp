@@ -1,9 +1,13 @@
-// The TCP bridge: dial, then one pump per direction.
+// The TCP bridge: dial, then one coroutine pump per direction.
 //
-// A pump waits for the source to become readable holding no buffer, reads what is there (up to the
-// room left under the high watermark), and writes it on. It blocks on the writer only while bytes
-// are queued, and reads more before the queue is empty only while it is under the low watermark:
-// a slow reader stops the pump at high watermark + one chunk, never later.
+// A pump reads what its source has (up to the room left under the high watermark) and writes it
+// on. It blocks on the writer only while bytes are queued, and reads more before the queue is
+// empty only while it is under the low watermark: a slow reader stops the pump at high watermark
+// + one chunk, never later.
+//
+// When the source is drained and the queue is empty the pump coroutine ends and the direction
+// parks on a plain readiness callback; readiness spawns the pump again. An idle flow therefore
+// holds two pending readiness waits and its record: no chunk, no coroutine frame.
 //
 // EOF from one side becomes shutdown(SHUT_WR) on the other once the queue is flushed; the other
 // direction keeps flowing. A reset or write failure on either side resets both.
@@ -29,7 +33,10 @@ class TcpBridge final : public FlowBase {
   TcpBridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app)
       : FlowBase(relay, std::move(meta), std::move(ex)), app_(std::move(app)) {}
 
-  void start() { spawn(run()); }
+  void start() {
+    ++live_;
+    asio::co_spawn(ex_, dial(), [this](std::exception_ptr e) { ended(e, "dial"); });
+  }
 
   void close(std::string reason) override {
     if (!begin_closing(std::move(reason))) return;
@@ -46,22 +53,18 @@ class TcpBridge final : public FlowBase {
   }
 
  private:
-  void spawn(asio::awaitable<void> task) {
-    ++running_;
-    asio::co_spawn(ex_, std::move(task), [this](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          relay_log()->error("flow {} epoch {}: pump failed: {}", meta_.id, meta_.epoch, x.what());
-        }
-        close("internal error");
-      }
-      if (--running_ == 0) finish();
-    });
-  }
+  /// One direction's state; it outlives the pump coroutines that work on it.
+  struct Direction {
+    TcpBridge* bridge = nullptr;
+    TcpFlow* from = nullptr;
+    TcpFlow* to = nullptr;
+    std::atomic<std::uint64_t>* bytes = nullptr;
+    std::atomic<std::uint64_t>* queued = nullptr;
+    buffers::Chain queue;
+    bool eof = false;
+  };
 
-  asio::awaitable<void> run() {
+  asio::awaitable<void> dial() {
     auto [ec, up] = co_await relay_.egress().dial_tcp(meta_, ex_);
     if (closing()) {  // released while dialling
       if (up) up->abort(true);
@@ -75,57 +78,75 @@ class TcpBridge final : public FlowBase {
       co_return;
     }
     up_ = std::move(up);
+    upstream_ = Direction{this, app_.get(), up_.get(), &bytes_up_, &queued_up_, {}, false};
+    downstream_ = Direction{this, up_.get(), app_.get(), &bytes_down_, &queued_down_, {}, false};
     set_open();
-    spawn(pump(*app_, *up_, up_queue_, bytes_up_, queued_up_));
-    spawn(pump(*up_, *app_, down_queue_, bytes_down_, queued_down_));
+    park(upstream_);
+    park(downstream_);
   }
 
-  asio::awaitable<void> pump(TcpFlow& from, TcpFlow& to, buffers::Chain& q, std::atomic<std::uint64_t>& bytes,
-                             std::atomic<std::uint64_t>& queued) {
+  // Waits for the source with nothing but a callback pending.
+  void park(Direction& d) {
+    ++live_;
+    d.from->on_readable(&TcpBridge::readable, &d);
+  }
+
+  static void readable(void* context, const error_code& ec) {
+    auto& d = *static_cast<Direction*>(context);
+    TcpBridge& self = *d.bridge;
+    if (ec || self.closing()) {
+      self.ended(nullptr, "wait");
+      return;
+    }
+    asio::co_spawn(self.ex_, self.pump(d), [&self, &d](std::exception_ptr e, bool idle) {
+      if (!e && idle && !self.closing()) {
+        self.park(d);  // before ended(): the flow stays live
+      }
+      self.ended(e, "pump");
+    });
+  }
+
+  /// Moves bytes until the source is drained and the queue empty (returns true: park), or the
+  /// direction is over (EOF relayed, failure, teardown: returns false).
+  asio::awaitable<bool> pump(Direction& d) {
     const std::size_t high = relay_.options().flow_buffer_bytes;
     const std::size_t low = high / 2;
-    bool eof = false;
-    bool drained = true;  // the last read emptied the source: wait before reading again
+    buffers::Chain& q = d.queue;
     for (;;) {
-      if (q.empty()) {
-        if (eof) {
-          to.shutdown_write();
-          co_return;
-        }
-        // After a read that filled every chunk there is most likely more: read again straight
-        // away instead of a round trip through epoll.
-        if (drained) {
-          if (co_await from.wait_readable()) co_return;  // torn down
-          if (closing()) co_return;
-        }
-      }
-      drained = eof;
-      if (!eof && q.size() < high) {
-        const IoResult r = from.read(q, high - q.size());
+      bool drained = d.eof;  // nothing more to read right now
+      if (!d.eof && q.size() < high) {
+        const IoResult r = d.from->read(q, high - q.size());
         if (r.ec) {
           fail(r.ec, "read");
-          co_return;
+          co_return false;
         }
         if (r.bytes > 0) {
-          add(bytes, r.bytes);
+          add(*d.bytes, r.bytes);
           touch();
         }
-        eof = r.eof;
+        d.eof = r.eof;
         drained = r.would_block || r.eof;
-        note_queued(queued, q.size());
+        note_queued(*d.queued, q.size());
       }
       while (!q.empty()) {
-        const IoResult w = to.write(q);
+        const IoResult w = d.to->write(q);
         if (w.ec) {
           fail(w.ec, "write");
-          co_return;
+          co_return false;
         }
-        note_queued(queued, q.size());
+        note_queued(*d.queued, q.size());
         if (q.empty()) break;
         if (!drained && q.size() <= low) break;  // room to read more before waiting on the writer
-        if (co_await to.wait_writable()) co_return;
-        if (closing()) co_return;
+        if (co_await d.to->wait_writable()) co_return false;  // torn down
+        if (closing()) co_return false;
       }
+      if (d.eof) {
+        d.to->shutdown_write();
+        co_return false;
+      }
+      // After a read that filled every chunk there is most likely more: read again straight away
+      // instead of a round trip through epoll. Otherwise park.
+      if (drained) co_return true;
     }
   }
 
@@ -135,7 +156,17 @@ class TcpBridge final : public FlowBase {
     close(std::string(what) + ": " + ec.message());
   }
 
-  void finish() {
+  // One of the flow's activities (dial, a parked wait, a pump run) is over.
+  void ended(std::exception_ptr e, const char* what) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        relay_log()->error("flow {} epoch {}: {} failed: {}", meta_.id, meta_.epoch, what, x.what());
+      }
+      close("internal error");
+    }
+    if (--live_ > 0) return;
     if (!closing()) {
       begin_closing("closed");
       app_->close();
@@ -146,9 +177,9 @@ class TcpBridge final : public FlowBase {
 
   std::unique_ptr<TcpFlow> app_;
   std::unique_ptr<TcpFlow> up_;
-  buffers::Chain up_queue_;    // app -> destination
-  buffers::Chain down_queue_;  // destination -> app
-  int running_ = 0;
+  Direction upstream_;    // app -> destination
+  Direction downstream_;  // destination -> app
+  int live_ = 0;          // dial, parked waits and running pumps
 };
 
 void start_tcp_bridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app) {

@@ -27,9 +27,11 @@ class TcpFlow {
  public:
   virtual ~TcpFlow() = default;
 
-  /// Completes when a read would not block (data, EOF or an error is pending); an error here means
-  /// the flow is being torn down.
-  virtual boost::asio::awaitable<boost::system::error_code> wait_readable() = 0;
+  /// Called once when a read would not block (data, EOF or an error is pending); an error means
+  /// the flow is being torn down. A plain callback, not a coroutine: an idle flow parks here, and
+  /// this is all it holds while it waits (no buffer, no coroutine frame).
+  using ReadyFn = void (*)(void* context, const boost::system::error_code& ec);
+  virtual void on_readable(ReadyFn fn, void* context) = 0;
   /// Completes when a write would not block.
   virtual boost::asio::awaitable<boost::system::error_code> wait_writable() = 0;
 
