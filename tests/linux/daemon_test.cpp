@@ -348,3 +348,21 @@ TEST(DaemonNeedsRootNetns, TwoThousandConcurrentClaimedFlowsKeepEveryByte) {
 
 }  // namespace
 }  // namespace flowrelay::linux_host
+
+namespace flowrelay::linux_host {
+namespace {
+
+TEST(DemoNeedsRootNetns, WalksEpochsABCAndLeavesNothingBehind) {
+  if (::geteuid() != 0) GTEST_SKIP() << "flowrelay demo needs root (network namespaces, nftables)";
+  {
+    std::string why;
+    if (!testing::Netns::create(why)) GTEST_SKIP() << "needs private network namespaces: " << why;
+  }
+  auto [rc, out] = testing::sh(std::string(FLOWRELAY_BIN) + " demo --flows 2");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("RESULT: every flipped flow moved within"), std::string::npos) << out;
+  EXPECT_NE(out.find("bytes lost: 0 B"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace flowrelay::linux_host
