@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   forward->add_option("--connect-timeout-ms", connect_ms, "upstream connect timeout")->capture_default_str();
   forward->add_option("--drain-ms", drain_ms, "on SIGINT/SIGTERM, how long flows may finish")->capture_default_str();
   forward->add_option("--mark", fwd.mark, "SO_MARK for upstream sockets (Linux, needs CAP_NET_ADMIN)");
+  forward->add_flag("--splice", fwd.splice, "move bulk bytes with splice(2) instead of pooled chunks (Linux)");
 
   std::string config_path;
   auto* check = app.add_subcommand("check-config", "validate a config file: exit 0 and a summary, or 2 and the error");
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "the reclaim scenario in two private network namespaces (needs root)");
   demo->add_option("--flows", demo_opts.flows_per_kind, "long-lived flows per kind (TCP :443, TCP :80, UDP :5353) and family")
       ->capture_default_str();
+  demo->add_option("--cycles", demo_opts.cycles,
+                   "instead of the walk: N reclaim cycles A -> B -> A, then median and max reclaim latency");
 #endif
 
   try {

@@ -11,6 +11,9 @@ namespace flowrelay::linux_host {
 
 struct DemoOptions {
   std::size_t flows_per_kind = 4;
+  /// 0: the A -> B -> C walk. N > 0: the reclaim figure instead: N cycles of A -> B (tcp/80 and
+  /// udp/5353 reclaimed) and back to A (released), timeline off, median and max at the end.
+  std::size_t cycles = 0;
 };
 
 /// `self` is the path of the flowrelay binary (the daemon is started from it). Exit 0 when every

@@ -96,6 +96,10 @@ std::string render(const NftTableSpec& s) {
       "    meta mark " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
       "    meta l4proto != { tcp, udp } return\n"
       "    fib daddr type local return\n"
+      // A SYN opens a new TCP connection even when it reuses a conntrack entry (a 4-tuple whose
+      // previous connection was reset from the reply side, e.g. by a release, is picked up again in
+      // state established with its old mark): decide it afresh, or it inherits a stale verdict.
+      "    tcp flags & (fin | syn | rst | ack) == syn jump decide\n"
       "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
 
   std::string t;

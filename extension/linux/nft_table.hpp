@@ -8,6 +8,7 @@
 //     meta mark bypass     -> return     meta mark bypass     -> return   (loop guard: relay upstreams)
 //     not tcp/udp          -> return     not tcp/udp          -> return
 //     daddr is local       -> return     daddr is local       -> return
+//     tcp SYN (no ACK)     -> jump decide  (a new connection, even on a reused conntrack entry)
 //     ct state new, undecided -> jump decide  (sticky: verdict+epoch stored in ct mark, ct_mark.hpp)
 //     ct mark claim -> tproxy to 127.0.0.1:P / [::1]:P, meta mark set fwmark, accept
 //                                        ct mark claim -> meta mark set fwmark

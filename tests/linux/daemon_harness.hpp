@@ -435,6 +435,16 @@ struct Seen {
   std::int64_t epoch = -1;
 };
 
+/// Flows are told apart by source AND destination: connect() shares an ephemeral port between
+/// flows to different destinations.
+inline std::string flow_key(const std::string& src, const std::string& dst) { return src + " > " + dst; }
+
+inline std::string flow_key(const AppFlow& f) {
+  return flow_key(f.local, f.ip.find(':') == std::string::npos ? f.ip + ":" + std::to_string(f.port)
+                                                               : "[" + f.ip + "]:" + std::to_string(f.port));
+}
+
+/// The daemon's flows of `proto`, by flow_key.
 inline std::map<std::string, Seen> seen_by_src(const boost::json::value& flows, const std::string& proto) {
   std::map<std::string, Seen> out;
   if (!flows.is_object()) return out;
@@ -445,7 +455,7 @@ inline std::map<std::string, Seen> seen_by_src(const boost::json::value& flows, 
       const std::string st(o.at("state").as_string());
       if (o.at("verdict").as_string() == "claim" && st != "open" && st != "connecting") continue;  // closing
     }
-    out[std::string(o.at("src").as_string())] = {std::string(o.at("verdict").as_string()), o.at("epoch").to_number<std::int64_t>()};
+    out[flow_key(std::string(o.at("src").as_string()), std::string(o.at("dst").as_string()))] = {std::string(o.at("verdict").as_string()), o.at("epoch").to_number<std::int64_t>()};
   }
   return out;
 }

@@ -33,7 +33,7 @@ bool all_seen(const Daemon& d, const Traffic& t, std::uint16_t port, bool udp, c
   const auto seen = seen_by_src(d.flows(), udp ? "udp" : "tcp");
   for (const auto& f : t.flows()) {
     if (f.port != port || f.udp != udp) continue;
-    auto it = seen.find(f.local);
+    auto it = seen.find(flow_key(f));
     if (it == seen.end() || it->second.verdict != verdict || (epoch >= 0 && it->second.epoch != epoch)) return false;
   }
   return true;
@@ -362,6 +362,78 @@ TEST(DemoNeedsRootNetns, WalksEpochsABCAndLeavesNothingBehind) {
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("RESULT: every flipped flow moved within"), std::string::npos) << out;
   EXPECT_NE(out.find("bytes lost: 0 B"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace flowrelay::linux_host
+
+namespace flowrelay::linux_host {
+namespace {
+
+using namespace testing;
+
+int tcp_connect_from(const std::string& src_ip, std::uint16_t src_port, const std::string& ip, std::uint16_t port) {
+  auto a = make_addr(ip, port), s = make_addr(src_ip, src_port);
+  int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, s.sa(), s.len) != 0 || ::connect(fd, a.sa(), a.len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A release resets the app's flow from the reply side; the kernel then reuses the conntrack entry
+// (with its claim mark) for a new connection on the same 4-tuple. The new connection must be
+// decided by the running epoch all the same.
+TEST(DaemonNeedsRootNetns, ReleasedFlowReconnectingFromTheSamePortIsDecidedByTheNewEpoch) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, config_text("surgical", {443, 80}, {}, socket, 50));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  auto in = w.app.enter();
+  for (auto [src, dst] : {std::pair<std::string, std::string>{"192.0.2.1", kWorldV4}, {"2001:db8:1::1", kWorldV6}}) {
+    SCOPED_TRACE(dst);
+    const std::uint16_t port = dst == kWorldV4 ? 40001 : 40002;
+    const std::string key = flow_key(dst == kWorldV4 ? src + ":" + std::to_string(port) : "[" + src + "]:" + std::to_string(port),
+                                     dst == kWorldV4 ? dst + ":80" : "[" + dst + "]:80");
+    int fd = tcp_connect_from(src, port, dst, 80);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_TRUE(send_all(fd, "ping"));
+    ASSERT_EQ(recv_n(fd, 4), "ping");
+    ASSERT_TRUE(eventually([&] {
+      auto s = seen_by_src(d.flows(), "tcp");
+      return s.count(key) && s[key].verdict == "claim";
+    })) << describe(d);
+
+    // The next epoch bypasses :80: the flow is released (reset), the app reconnects from the same port.
+    write_config(config, config_text("surgical", {443}, {}, socket, 50));
+    ASSERT_TRUE(wait_readable(fd, 5000));
+    char b;
+    EXPECT_LE(::recv(fd, &b, 1, 0), 0);  // reset by the release
+    ::close(fd);
+    fd = tcp_connect_from(src, port, dst, 80);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_TRUE(send_all(fd, "pong"));
+    ASSERT_EQ(recv_n(fd, 4), "pong");
+    EXPECT_TRUE(eventually([&] {
+      auto s = seen_by_src(d.flows(), "tcp");
+      return s.count(key) && s[key].verdict == "bypass";
+    })) << describe(d);
+    ::close(fd);
+    // Back to claiming :80 for the next family, once that epoch's cycle is over.
+    const auto next = d.current_epoch() + 1;
+    write_config(config, config_text("surgical", {443, 80}, {}, socket, 50));
+    ASSERT_TRUE(eventually([&] {
+      auto e = d.epochs();
+      return e.is_object() && !e.as_object().at("cycles").as_array().empty() &&
+             e.as_object().at("cycles").as_array().back().as_object().at("to").to_number<std::int64_t>() == next;
+    })) << d.log();
+  }
 }
 
 }  // namespace
