@@ -30,6 +30,9 @@ struct RelayOptions {
   /// Per-direction high watermark; reading pauses above it and resumes at half of it.
   std::size_t flow_buffer_bytes = 256 * 1024;
   std::size_t max_flows = 65536;
+  /// Move bulk TCP bytes with splice(2) (socket -> pipe -> socket, Linux) instead of chunks when
+  /// both sides are sockets.
+  bool splice = false;
   /// Upstream sockets one UDP flow may open (one per destination it talks to).
   std::size_t udp_destinations_per_flow = 64;
 };

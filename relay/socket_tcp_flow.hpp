@@ -19,6 +19,7 @@ class SocketTcpFlow final : public TcpFlow {
   void shutdown_write() override;
   void abort(bool reset) override;
   void close() override;
+  int native_handle() const noexcept override { return const_cast<boost::asio::ip::tcp::socket&>(socket_).native_handle(); }
 
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 

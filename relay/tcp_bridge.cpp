@@ -14,6 +14,7 @@
 
 #include "relay/detail/flow_base.hpp"
 #include "relay/relay.hpp"
+#include "relay/splice_pipe.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -61,6 +62,7 @@ class TcpBridge final : public FlowBase {
     std::atomic<std::uint64_t>* bytes = nullptr;
     std::atomic<std::uint64_t>* queued = nullptr;
     buffers::Chain queue;
+    SplicePipe pipe;  // held while splicing; given back when the direction parks
     bool eof = false;
   };
 
@@ -78,8 +80,8 @@ class TcpBridge final : public FlowBase {
       co_return;
     }
     up_ = std::move(up);
-    upstream_ = Direction{this, app_.get(), up_.get(), &bytes_up_, &queued_up_, {}, false};
-    downstream_ = Direction{this, up_.get(), app_.get(), &bytes_down_, &queued_down_, {}, false};
+    upstream_ = Direction{this, app_.get(), up_.get(), &bytes_up_, &queued_up_, {}, {}, false};
+    downstream_ = Direction{this, up_.get(), app_.get(), &bytes_down_, &queued_down_, {}, {}, false};
     set_open();
     park(upstream_);
     park(downstream_);
@@ -98,12 +100,65 @@ class TcpBridge final : public FlowBase {
       self.ended(nullptr, "wait");
       return;
     }
-    asio::co_spawn(self.ex_, self.pump(d), [&self, &d](std::exception_ptr e, bool idle) {
+    auto done = [&self, &d](std::exception_ptr e, bool idle) {
+      if (d.pipe && d.pipe.held() == 0) SplicePipe::give_back(std::move(d.pipe));
       if (!e && idle && !self.closing()) {
         self.park(d);  // before ended(): the flow stays live
       }
       self.ended(e, "pump");
-    });
+    };
+    const int in = d.from->native_handle();
+    const int out = d.to->native_handle();
+    if (self.relay_.options().splice && in >= 0 && out >= 0 && d.queue.empty()) {
+      if (!d.pipe) d.pipe = SplicePipe::take(self.relay_.options().flow_buffer_bytes);
+      if (d.pipe) {
+        asio::co_spawn(self.ex_, self.splice_pump(d, in, out), std::move(done));
+        return;
+      }
+    }
+    asio::co_spawn(self.ex_, self.pump(d), std::move(done));
+  }
+
+  /// pump() with splice(2): the bytes wait in the direction's pipe instead of the chain, bounded by
+  /// the same watermarks.
+  asio::awaitable<bool> splice_pump(Direction& d, int in, int out) {
+    const std::size_t high = relay_.options().flow_buffer_bytes;
+    const std::size_t low = high / 2;
+    SplicePipe& p = d.pipe;
+    for (;;) {
+      bool drained = d.eof;
+      if (!d.eof && p.held() < high) {
+        const IoResult r = p.fill(in, high - p.held());
+        if (r.ec) {
+          fail(r.ec, "read");
+          co_return false;
+        }
+        if (r.bytes > 0) {
+          add(*d.bytes, r.bytes);
+          touch();
+        }
+        d.eof = r.eof;
+        drained = r.would_block || r.eof;
+        note_queued(*d.queued, p.held());
+      }
+      while (p.held() > 0) {
+        const IoResult w = p.drain(out);
+        if (w.ec) {
+          fail(w.ec, "write");
+          co_return false;
+        }
+        note_queued(*d.queued, p.held());
+        if (p.held() == 0) break;
+        if (!drained && p.held() <= low) break;
+        if (co_await d.to->wait_writable()) co_return false;
+        if (closing()) co_return false;
+      }
+      if (d.eof) {
+        d.to->shutdown_write();
+        co_return false;
+      }
+      if (drained) co_return true;
+    }
   }
 
   /// Moves bytes until the source is drained and the queue empty (returns true: park), or the

@@ -46,6 +46,9 @@ class TcpFlow {
   virtual void abort(bool reset) = 0;
   /// Orderly close once both directions are done. Idempotent.
   virtual void close() = 0;
+
+  /// The socket descriptor behind this flow, or -1 (then bytes can only move through chunks).
+  virtual int native_handle() const noexcept { return -1; }
 };
 
 }  // namespace flowrelay::relay

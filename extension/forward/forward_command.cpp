@@ -35,7 +35,9 @@ int run_forward(const ForwardCommand& cmd) {
 
   relay::Reactor reactor(cmd.threads);
   relay::DirectEgress egress({cmd.connect_timeout, cmd.mark});
-  relay::Relay relay(reactor, egress, {});
+  relay::RelayOptions options;
+  options.splice = cmd.splice;
+  relay::Relay relay(reactor, egress, options);
   ForwardSource source(reactor, relay, {*listen, *to, cmd.udp});
   try {
     source.start();

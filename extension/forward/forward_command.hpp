@@ -15,6 +15,7 @@ struct ForwardCommand {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds drain{5000};  // on SIGINT/SIGTERM, how long flows may finish
   std::uint32_t mark = 0;                 // SO_MARK on upstream sockets
+  bool splice = false;                    // move bulk bytes with splice(2)
 };
 
 /// Runs until SIGINT or SIGTERM, then stops accepting, drains and returns 0. Returns 2 on bad

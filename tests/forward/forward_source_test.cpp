@@ -21,12 +21,14 @@ using namespace std::chrono_literals;
 using test::Fd;
 constexpr std::uint64_t MiB = 1 << 20;
 
-/// A relay with forward sources on a two-shard reactor, as `flowrelay forward` runs it.
-class Forwarding : public ::testing::Test {
+/// A relay with forward sources on a two-shard reactor, as `flowrelay forward` runs it; every test
+/// runs twice, with bytes moving through pooled chunks and with splice(2).
+class Forwarding : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override { test::raise_fd_limit(); }
 
   void start(relay::RelayOptions options = {}, std::chrono::milliseconds connect_timeout = 5s) {
+    options.splice = GetParam();
     reactor_ = std::make_unique<relay::Reactor>(2);
     egress_ = std::make_unique<relay::DirectEgress>(relay::DirectEgressOptions{connect_timeout, 0});
     relay_ = std::make_unique<relay::Relay>(*reactor_, *egress_, options);
@@ -71,7 +73,7 @@ class Forwarding : public ::testing::Test {
   std::vector<relay::FlowSnapshot> closed_;
 };
 
-TEST_F(Forwarding, BothDirectionsAtOnceArriveByteExact) {
+TEST_P(Forwarding, BothDirectionsAtOnceArriveByteExact) {
   constexpr std::uint64_t kEachWay = 256 * MiB;
   Fd listener = test::tcp_listen();
   start();
@@ -108,7 +110,7 @@ TEST_F(Forwarding, BothDirectionsAtOnceArriveByteExact) {
   EXPECT_EQ(closed[0].bytes_down, kEachWay);
 }
 
-TEST_F(Forwarding, HalfCloseKeepsTheOtherDirectionFlowing) {
+TEST_P(Forwarding, HalfCloseKeepsTheOtherDirectionFlowing) {
   Fd listener = test::tcp_listen();
   start();
   const auto port = forward_to(test::local_port(listener.get()));
@@ -129,7 +131,7 @@ TEST_F(Forwarding, HalfCloseKeepsTheOtherDirectionFlowing) {
   EXPECT_EQ(digest, sent);
 }
 
-TEST_F(Forwarding, ServerResetReachesClientAsResetNotEof) {
+TEST_P(Forwarding, ServerResetReachesClientAsResetNotEof) {
   Fd listener = test::tcp_listen();
   start();
   const auto port = forward_to(test::local_port(listener.get()));
@@ -163,7 +165,7 @@ TEST_F(Forwarding, ServerResetReachesClientAsResetNotEof) {
   EXPECT_EQ(err, ECONNRESET) << "the client saw a clean EOF after " << total << " bytes";
 }
 
-TEST_F(Forwarding, SlowReaderBoundsBufferingAtHighWatermarkPlusOneChunk) {
+TEST_P(Forwarding, SlowReaderBoundsBufferingAtHighWatermarkPlusOneChunk) {
   constexpr std::uint64_t kPush = 1024 * MiB;
   relay::RelayOptions options;
   options.flow_buffer_bytes = 256 * 1024;
@@ -222,7 +224,7 @@ TEST_F(Forwarding, SlowReaderBoundsBufferingAtHighWatermarkPlusOneChunk) {
   EXPECT_LE(snap[0].queued_peak, bound);
 }
 
-TEST_F(Forwarding, UnreachableDestinationResetsClientWithinConnectTimeout) {
+TEST_P(Forwarding, UnreachableDestinationResetsClientWithinConnectTimeout) {
   // A destination that drops SYNs: a listener whose accept queue is full and never drained.
   Fd blackhole = test::tcp_listen(0);
   std::vector<Fd> fillers;
@@ -266,7 +268,7 @@ TEST_F(Forwarding, UnreachableDestinationResetsClientWithinConnectTimeout) {
   EXPECT_EQ(failed, 1u);
 }
 
-TEST_F(Forwarding, RefusedDestinationResetsClientAtOnce) {
+TEST_P(Forwarding, RefusedDestinationResetsClientAtOnce) {
   Fd probe = test::tcp_listen();
   const auto closed_port = test::local_port(probe.get());
   probe.reset();  // nothing listens there now: connects are refused
@@ -281,7 +283,7 @@ TEST_F(Forwarding, RefusedDestinationResetsClientAtOnce) {
   EXPECT_EQ(relay_->counters().dial_failures, 1u);
 }
 
-TEST_F(Forwarding, FiveThousandFlowsRoundTripThenPoolReturnsToIdle) {
+TEST_P(Forwarding, FiveThousandFlowsRoundTripThenPoolReturnsToIdle) {
   constexpr int kFlows = 5000;
   test::EchoChild echo;  // before any thread: it forks
   if (test::raise_fd_limit() < 3 * kFlows + 100) GTEST_SKIP() << "open-files limit too low for 5,000 flows";
@@ -301,7 +303,7 @@ TEST_F(Forwarding, FiveThousandFlowsRoundTripThenPoolReturnsToIdle) {
     ASSERT_EQ(v, std::uint32_t(i));
   }
   EXPECT_EQ(relay_->active(), std::size_t(kFlows));
-  EXPECT_GT(reactor_->pool_stats().classes[0].high_water, 0);
+  if (!GetParam()) EXPECT_GT(reactor_->pool_stats().classes[0].high_water, 0);  // splice takes no chunk
   clients.clear();
   ASSERT_EQ(wait_closed(kFlows).size(), std::size_t(kFlows));
   EXPECT_EQ(relay_->active(), 0u);
@@ -310,6 +312,9 @@ TEST_F(Forwarding, FiveThousandFlowsRoundTripThenPoolReturnsToIdle) {
   EXPECT_EQ(st.classes[1].live, 0);
   EXPECT_EQ(st.classes[2].live, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Moves, Forwarding, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Splice" : "Chunks"; });
 
 }  // namespace
 }  // namespace flowrelay::forward
