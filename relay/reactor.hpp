@@ -40,8 +40,8 @@ class Reactor {
 
  private:
   struct Shard {
+    buffers::Pool pool;             // declared first: outlives anything the io_context destroys
     boost::asio::io_context io{1};  // one thread per context: Asio may skip its locks
-    buffers::Pool pool;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
     std::thread thread;
   };

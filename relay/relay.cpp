@@ -92,7 +92,7 @@ void Relay::sweep(std::size_t shard) {
   {
     std::lock_guard lk(mu_);
     for (auto& [id, f] : flows_)
-      if (f->context() == ctx && now - f->last_active() > f->idle_timeout()) idle.push_back(f);
+      if (f->context() == ctx && !f->is_closing() && now - f->last_active() > f->idle_timeout()) idle.push_back(f);
     counters_.idle_expired += idle.size();
   }
   // Flows of this shard retire only on this thread, so the pointers stay good here.

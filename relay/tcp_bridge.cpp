@@ -16,7 +16,10 @@
 #include "relay/relay.hpp"
 #include "relay/splice_pipe.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <spdlog/spdlog.h>
@@ -29,6 +32,10 @@ using boost::system::error_code;
 
 std::shared_ptr<spdlog::logger> relay_log();
 
+// A pump that never has to wait (fast sender, fast receiver) yields after this many reads, so one
+// bulk flow cannot starve the other flows, timers and posted work of its shard.
+constexpr int kTurnsPerYield = 16;
+
 class TcpBridge final : public FlowBase {
  public:
   TcpBridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app)
@@ -36,13 +43,18 @@ class TcpBridge final : public FlowBase {
 
   void start() {
     ++live_;
-    asio::co_spawn(ex_, dial(), [this](std::exception_ptr e) { ended(e, "dial"); });
+    asio::co_spawn(ex_, dial(),
+                   asio::bind_cancellation_slot(dial_cancel_.slot(), [this](std::exception_ptr e) { ended(e, "dial"); }));
   }
 
   void close(std::string reason) override {
     if (!begin_closing(std::move(reason))) return;
     app_->abort(true);
-    if (up_) up_->abort(true);
+    if (up_) {
+      up_->abort(true);
+    } else {
+      dial_cancel_.emit(asio::cancellation_type::terminal);  // a release must not wait out the dial
+    }
   }
 
   void destroy() override { delete this; }
@@ -125,7 +137,11 @@ class TcpBridge final : public FlowBase {
     const std::size_t high = relay_.options().flow_buffer_bytes;
     const std::size_t low = high / 2;
     SplicePipe& p = d.pipe;
-    for (;;) {
+    for (int turn = 1;; ++turn) {
+      if (turn % kTurnsPerYield == 0) {
+        co_await asio::post(ex_, asio::use_awaitable);
+        if (closing()) co_return false;
+      }
       bool drained = d.eof;
       if (!d.eof && p.held() < high) {
         const IoResult r = p.fill(in, high - p.held());
@@ -167,7 +183,11 @@ class TcpBridge final : public FlowBase {
     const std::size_t high = relay_.options().flow_buffer_bytes;
     const std::size_t low = high / 2;
     buffers::Chain& q = d.queue;
-    for (;;) {
+    for (int turn = 1;; ++turn) {
+      if (turn % kTurnsPerYield == 0) {
+        co_await asio::post(ex_, asio::use_awaitable);  // let the shard's other flows run
+        if (closing()) co_return false;
+      }
       bool drained = d.eof;  // nothing more to read right now
       if (!d.eof && q.size() < high) {
         const IoResult r = d.from->read(q, high - q.size());
@@ -235,6 +255,7 @@ class TcpBridge final : public FlowBase {
   Direction upstream_;    // app -> destination
   Direction downstream_;  // destination -> app
   int live_ = 0;          // dial, parked waits and running pumps
+  asio::cancellation_signal dial_cancel_;
 };
 
 void start_tcp_bridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app) {

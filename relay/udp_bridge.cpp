@@ -13,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 namespace flowrelay::relay {
 namespace detail {
 
@@ -20,6 +22,8 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 std::shared_ptr<spdlog::logger> relay_log();
+
+constexpr int kDatagramsPerWake = 64;
 
 class UdpBridge final : public FlowBase, public UdpAssociation {
  public:
@@ -92,9 +96,14 @@ class UdpBridge final : public FlowBase, public UdpAssociation {
     for (;;) {
       auto [ec] = co_await up.socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
       if (ec || closing()) co_return;
-      for (;;) {
+      // At most kDatagramsPerWake per wake-up: a flood must not starve the shard's other flows.
+      for (int count = 0; count < kDatagramsPerWake; ++count) {
         auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-        if (!chunk) break;
+        if (!chunk) {  // out of memory: drop one rather than spin on a readable socket
+          ::recv(up.socket.native_handle(), nullptr, 0, MSG_DONTWAIT);
+          add(dropped_, 1);
+          continue;
+        }
         const std::size_t n = up.socket.receive(chunk.asio_mutable(), 0, ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) break;
         if (ec) {

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <sys/socket.h>
 #include <system_error>
 #include <unordered_map>
 
@@ -44,6 +45,8 @@ bool out_of_descriptors(const error_code& ec) {
 
 }  // namespace
 
+// One shard's listener. Shared with the UDP flows it adopted (weakly), so a reply after stop()
+// finds a closed socket rather than a freed one.
 struct ForwardSource::Shard {
   Shard(asio::io_context& io) : io(io), acceptor(io), socket(io) {}
 
@@ -51,29 +54,35 @@ struct ForwardSource::Shard {
   tcp::acceptor acceptor;
   udp::socket socket;
   std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>> associations;
+  bool looping = false;
+  std::promise<void> loop_done;  // set when the accept or datagram loop has returned
 };
 
 namespace {
 
 // A forwarded UDP peer: replies go back out of the shard's listening socket.
+template <typename Shard>
 class ForwardUdpFlow final : public relay::UdpFlow {
  public:
-  ForwardUdpFlow(udp::socket& socket, udp::endpoint peer,
-                 std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table)
-      : socket_(socket), peer_(peer), table_(table) {}
+  ForwardUdpFlow(std::weak_ptr<Shard> shard, udp::endpoint peer) : shard_(std::move(shard)), peer_(peer) {}
 
   bool send_to_app(const relay::Datagram& d) override {
+    auto shard = shard_.lock();
+    if (!shard) return false;
     error_code ec;
-    socket_.send_to(d.payload.asio(), peer_, 0, ec);
+    shard->socket.send_to(d.payload.asio(), peer_, 0, ec);
     return !ec;
   }
-  void closed() override { table_.erase(peer_); }
+  void closed() override {
+    if (auto shard = shard_.lock()) shard->associations.erase(peer_);
+  }
 
  private:
-  udp::socket& socket_;
+  std::weak_ptr<Shard> shard_;
   udp::endpoint peer_;
-  std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table_;
 };
+
+constexpr int kDatagramsPerWake = 64;  // then yield: a flood must not starve the shard
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, relay::Endpoint to) {
   auto ex = co_await asio::this_coro::executor;
@@ -101,16 +110,20 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, 
   }
 }
 
-asio::awaitable<void> datagram_loop(udp::socket& socket,
-                                    std::unordered_map<udp::endpoint, std::shared_ptr<relay::UdpAssociation>>& table,
-                                    relay::Relay& relay, relay::Endpoint to) {
+template <typename Shard>
+asio::awaitable<void> datagram_loop(std::shared_ptr<Shard> shard, relay::Relay& relay, relay::Endpoint to) {
   auto ex = co_await asio::this_coro::executor;
+  udp::socket& socket = shard->socket;
+  auto& table = shard->associations;
   for (;;) {
     auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec || !socket.is_open()) co_return;
-    for (;;) {
+    for (int count = 0; count < kDatagramsPerWake; ++count) {
       auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-      if (!chunk) break;
+      if (!chunk) {  // out of memory: drop one rather than spin on a readable socket
+        ::recv(socket.native_handle(), nullptr, 0, MSG_DONTWAIT);
+        continue;
+      }
       udp::endpoint peer;
       const std::size_t n = socket.receive_from(chunk.asio_mutable(), peer, 0, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
@@ -126,7 +139,7 @@ asio::awaitable<void> datagram_loop(udp::socket& socket,
         meta.app = from_asio(peer);
         meta.dst = to;
         meta.claimed_at = std::chrono::system_clock::now();
-        auto assoc = relay.adopt(std::make_unique<ForwardUdpFlow>(socket, peer, table), std::move(meta), ex);
+        auto assoc = relay.adopt(std::make_unique<ForwardUdpFlow<Shard>>(shard, peer), std::move(meta), ex);
         if (!assoc) continue;  // relay full: drop, as the network would
         it = table.emplace(peer, std::move(assoc)).first;
       }
@@ -154,7 +167,7 @@ ForwardSource::~ForwardSource() { stop(); }
 
 void ForwardSource::start() {
   for (std::size_t i = 0; i < reactor_.size(); ++i) {
-    auto shard = std::make_unique<Shard>(reactor_.context(i));
+    auto shard = std::make_shared<Shard>(reactor_.context(i));
     try {
       if (options_.udp) {
         bind_reuseport(shard->socket, udp::endpoint(bound_.address, bound_.port));
@@ -172,10 +185,21 @@ void ForwardSource::start() {
     shards_.push_back(std::move(shard));
   }
   for (auto& shard : shards_) {
+    auto done = [s = shard.get()](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          log()->error("{} loop ended: {}", s->socket.is_open() ? "datagram" : "accept", x.what());
+        }
+      }
+      s->loop_done.set_value();
+    };
+    shard->looping = true;
     if (options_.udp)
-      asio::co_spawn(shard->io, datagram_loop(shard->socket, shard->associations, relay_, options_.to), asio::detached);
+      asio::co_spawn(shard->io, datagram_loop(shard, relay_, options_.to), done);
     else
-      asio::co_spawn(shard->io, accept_loop(shard->acceptor, relay_, options_.to), asio::detached);
+      asio::co_spawn(shard->io, accept_loop(shard->acceptor, relay_, options_.to), done);
   }
   log()->info("forwarding {} {} -> {} on {} threads", options_.udp ? "udp" : "tcp", bound_.to_string(),
               options_.to.to_string(), shards_.size());
@@ -192,12 +216,14 @@ void ForwardSource::stop() {
       close();
       continue;
     }
-    std::promise<void> done;
-    asio::post(shard->io, [&] {
-      close();
-      done.set_value();
-    });
-    done.get_future().wait();
+    asio::post(shard->io, close);
+    // The loop sees its socket closed on its next turn (an accept back-off may delay that by up
+    // to 100 ms); after that nothing of this source runs on the reactor but its UDP flows, which
+    // hold the shard weakly.
+    if (shard->looping) {
+      shard->looping = false;
+      shard->loop_done.get_future().wait();
+    }
   }
 }
 

@@ -40,7 +40,7 @@ class ForwardSource {
   relay::Relay& relay_;
   ForwardOptions options_;
   relay::Endpoint bound_;
-  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::shared_ptr<Shard>> shards_;
 };
 
 }  // namespace flowrelay::forward

@@ -84,6 +84,7 @@ class FlowBase {
   /// Registers with the relay; false when it is full.
   bool admit() { return relay_.admit(this); }
   bool dial_failed() const noexcept { return dial_failed_; }
+  bool is_closing() const noexcept { return closing(); }
 
  protected:
   bool dial_failed_ = false;

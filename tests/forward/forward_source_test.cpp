@@ -50,6 +50,17 @@ class Forwarding : public ::testing::TestWithParam<bool> {
     return port;
   }
 
+  /// A UDP forward listener to 127.0.0.1:target; returns its port.
+  std::uint16_t forward_udp_to(std::uint16_t target) {
+    auto src = std::make_unique<ForwardSource>(
+        *reactor_, *relay_, ForwardOptions{{boost::asio::ip::make_address("127.0.0.1"), 0}, {boost::asio::ip::make_address("127.0.0.1"), target}, true});
+    src->start();
+    const auto port = src->local_endpoint().port;
+    sources_.push_back(std::move(src));
+    if (!reactor_->running()) reactor_->start();
+    return port;
+  }
+
   /// Waits (bounded) until n flows have closed; returns what closed.
   std::vector<relay::FlowSnapshot> wait_closed(std::size_t n, std::chrono::seconds limit = 30s) {
     std::unique_lock lk(mu_);
@@ -313,6 +324,64 @@ TEST_P(Forwarding, FiveThousandFlowsRoundTripThenPoolReturnsToIdle) {
   EXPECT_EQ(st.classes[0].live, 0);
   EXPECT_EQ(st.classes[1].live, 0);
   EXPECT_EQ(st.classes[2].live, 0);
+}
+
+TEST_P(Forwarding, ReleaseDuringADialEndsTheFlowAtOnce) {
+  Fd blackhole = test::tcp_listen(0);
+  Fd filler = test::tcp_connect(test::local_port(blackhole.get()));  // the accept queue is full now
+  start({}, 60s);
+  const auto port = forward_to(test::local_port(blackhole.get()));
+  Fd c = test::tcp_connect(port);
+  relay::FlowId id = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (id == 0 && std::chrono::steady_clock::now() < deadline) {
+    for (const auto& f : relay_->snapshot())
+      if (f.state == "connecting") id = f.meta.id;
+    std::this_thread::yield();
+  }
+  ASSERT_NE(id, 0u) << "the flow never showed up dialling";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(relay_->release(id, "reclaimed"));
+  const auto closed = wait_closed(1, 10s);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "the release waited for the 60 s dial";
+  EXPECT_EQ(closed[0].state, "reclaimed");
+  char b;
+  EXPECT_EQ(::recv(c.get(), &b, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+}
+
+TEST_P(Forwarding, UdpPeersEachGetTheirOwnRepliesBack) {
+  // A UDP echo on loopback, answered from this thread.
+  Fd echo(::socket(AF_INET, SOCK_DGRAM, 0));
+  auto a = test::loopback(0);
+  ASSERT_EQ(::bind(echo.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  start();
+  const auto port = forward_udp_to(test::local_port(echo.get()));
+
+  std::vector<Fd> peers;
+  for (int i = 0; i < 3; ++i) {
+    peers.emplace_back(::socket(AF_INET, SOCK_DGRAM, 0));
+    auto to = test::loopback(port);
+    ASSERT_EQ(::connect(peers.back().get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  }
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      const std::string msg = "peer " + std::to_string(i) + " round " + std::to_string(round);
+      ASSERT_EQ(::send(peers[std::size_t(i)].get(), msg.data(), msg.size(), 0), ssize_t(msg.size()));
+      char buf[256];
+      sockaddr_in from{};
+      socklen_t fl = sizeof from;
+      const ssize_t n = ::recvfrom(echo.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      ASSERT_GT(n, 0);
+      ::sendto(echo.get(), buf, std::size_t(n), 0, reinterpret_cast<sockaddr*>(&from), fl);
+      const ssize_t k = ::recv(peers[std::size_t(i)].get(), buf, sizeof buf, 0);  // connected: only from the relay
+      ASSERT_EQ(std::string(buf, std::size_t(std::max<ssize_t>(k, 0))), msg);
+    }
+  }
+  EXPECT_EQ(relay_->active(), 3u);  // one association per peer
+  relay_->drain(std::chrono::steady_clock::now());  // UDP never ends by itself: release them now
+  EXPECT_EQ(relay_->active(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Moves, Forwarding, ::testing::Values(false, true),
