@@ -10,10 +10,14 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
 int main(int argc, char** argv) {
+  // splice(2) into a socket whose peer reset raises SIGPIPE (MSG_NOSIGNAL cannot be passed to it);
+  // a relay must see EPIPE on that one flow, not die with every flow.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"flowrelay: a userspace relay for claimed flows"};
   app.require_subcommand(1);
   std::string log_level = "info";
