@@ -124,73 +124,43 @@ class TcpBridge final : public FlowBase {
     if (self.relay_.options().splice && in >= 0 && out >= 0 && d.queue.empty()) {
       if (!d.pipe) d.pipe = SplicePipe::take(self.relay_.options().flow_buffer_bytes);
       if (d.pipe) {
-        asio::co_spawn(self.ex_, self.splice_pump(d, in, out), std::move(done));
+        asio::co_spawn(self.ex_, self.pump(d, SpliceQueue{d.pipe, in, out}), std::move(done));
         return;
       }
     }
-    asio::co_spawn(self.ex_, self.pump(d), std::move(done));
+    asio::co_spawn(self.ex_, self.pump(d, ChunkQueue{d}), std::move(done));
   }
 
-  /// pump() with splice(2): the bytes wait in the direction's pipe instead of the chain, bounded by
-  /// the same watermarks.
-  asio::awaitable<bool> splice_pump(Direction& d, int in, int out) {
-    const std::size_t high = relay_.options().flow_buffer_bytes;
-    const std::size_t low = high / 2;
-    SplicePipe& p = d.pipe;
-    for (int turn = 1;; ++turn) {
-      if (turn % kTurnsPerYield == 0) {
-        co_await asio::post(ex_, asio::use_awaitable);
-        if (closing()) co_return false;
-      }
-      bool drained = d.eof;
-      if (!d.eof && p.held() < high) {
-        const IoResult r = p.fill(in, high - p.held());
-        if (r.ec) {
-          fail(r.ec, "read");
-          co_return false;
-        }
-        if (r.bytes > 0) {
-          add(*d.bytes, r.bytes);
-          touch();
-        }
-        d.eof = r.eof;
-        drained = r.would_block || r.eof;
-        note_queued(*d.queued, p.held());
-      }
-      while (p.held() > 0) {
-        const IoResult w = p.drain(out);
-        if (w.ec) {
-          fail(w.ec, "write");
-          co_return false;
-        }
-        note_queued(*d.queued, p.held());
-        if (p.held() == 0) break;
-        if (!drained && p.held() <= low) break;
-        if (co_await d.to->wait_writable()) co_return false;
-        if (closing()) co_return false;
-      }
-      if (d.eof) {
-        d.to->shutdown_write();
-        co_return false;
-      }
-      if (drained) co_return true;
-    }
-  }
+  // Where a direction's bytes wait between read and write: pooled chunks, or a splice pipe.
+  struct ChunkQueue {
+    Direction& d;
+    std::size_t held() const { return d.queue.size(); }
+    IoResult fill(std::size_t max) { return d.from->read(d.queue, max); }
+    IoResult drain() { return d.to->write(d.queue); }
+  };
+  struct SpliceQueue {
+    SplicePipe& pipe;
+    int in;
+    int out;
+    std::size_t held() const { return pipe.held(); }
+    IoResult fill(std::size_t max) { return pipe.fill(in, max); }
+    IoResult drain() { return pipe.drain(out); }
+  };
 
   /// Moves bytes until the source is drained and the queue empty (returns true: park), or the
   /// direction is over (EOF relayed, failure, teardown: returns false).
-  asio::awaitable<bool> pump(Direction& d) {
+  template <typename Queue>
+  asio::awaitable<bool> pump(Direction& d, Queue q) {
     const std::size_t high = relay_.options().flow_buffer_bytes;
     const std::size_t low = high / 2;
-    buffers::Chain& q = d.queue;
     for (int turn = 1;; ++turn) {
       if (turn % kTurnsPerYield == 0) {
         co_await asio::post(ex_, asio::use_awaitable);  // let the shard's other flows run
         if (closing()) co_return false;
       }
       bool drained = d.eof;  // nothing more to read right now
-      if (!d.eof && q.size() < high) {
-        const IoResult r = d.from->read(q, high - q.size());
+      if (!d.eof && q.held() < high) {
+        const IoResult r = q.fill(high - q.held());
         if (r.ec) {
           fail(r.ec, "read");
           co_return false;
@@ -201,17 +171,17 @@ class TcpBridge final : public FlowBase {
         }
         d.eof = r.eof;
         drained = r.would_block || r.eof;
-        note_queued(*d.queued, q.size());
+        note_queued(*d.queued, q.held());
       }
-      while (!q.empty()) {
-        const IoResult w = d.to->write(q);
+      while (q.held() > 0) {
+        const IoResult w = q.drain();
         if (w.ec) {
           fail(w.ec, "write");
           co_return false;
         }
-        note_queued(*d.queued, q.size());
-        if (q.empty()) break;
-        if (!drained && q.size() <= low) break;  // room to read more before waiting on the writer
+        note_queued(*d.queued, q.held());
+        if (q.held() == 0) break;
+        if (!drained && q.held() <= low) break;  // room to read more before waiting on the writer
         if (co_await d.to->wait_writable()) co_return false;  // torn down
         if (closing()) co_return false;
       }

@@ -39,21 +39,10 @@ class Forwarding : public ::testing::TestWithParam<bool> {
     });
   }
 
-  /// A forward listener to 127.0.0.1:target; returns the port clients connect to.
-  std::uint16_t forward_to(std::uint16_t target) {
-    auto src = std::make_unique<ForwardSource>(
-        *reactor_, *relay_, ForwardOptions{{boost::asio::ip::make_address("127.0.0.1"), 0}, {boost::asio::ip::make_address("127.0.0.1"), target}, false});
-    src->start();
-    const auto port = src->local_endpoint().port;
-    sources_.push_back(std::move(src));
-    if (!reactor_->running()) reactor_->start();
-    return port;
-  }
-
-  /// A UDP forward listener to 127.0.0.1:target; returns its port.
-  std::uint16_t forward_udp_to(std::uint16_t target) {
-    auto src = std::make_unique<ForwardSource>(
-        *reactor_, *relay_, ForwardOptions{{boost::asio::ip::make_address("127.0.0.1"), 0}, {boost::asio::ip::make_address("127.0.0.1"), target}, true});
+  /// A forward listener (TCP, or UDP) to 127.0.0.1:target; returns the port clients use.
+  std::uint16_t forward_to(std::uint16_t target, bool udp = false) {
+    const auto loopback = boost::asio::ip::make_address("127.0.0.1");
+    auto src = std::make_unique<ForwardSource>(*reactor_, *relay_, ForwardOptions{{loopback, 0}, {loopback, target}, udp});
     src->start();
     const auto port = src->local_endpoint().port;
     sources_.push_back(std::move(src));
@@ -357,7 +346,7 @@ TEST_P(Forwarding, UdpPeersEachGetTheirOwnRepliesBack) {
   auto a = test::loopback(0);
   ASSERT_EQ(::bind(echo.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   start();
-  const auto port = forward_udp_to(test::local_port(echo.get()));
+  const auto port = forward_to(test::local_port(echo.get()), /*udp=*/true);
 
   std::vector<Fd> peers;
   for (int i = 0; i < 3; ++i) {
