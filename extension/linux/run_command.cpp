@@ -243,11 +243,9 @@ int run_daemon(const RunOptions& o) {
 
   control::SystemClock clock;
   control::ControlPlane cp(control::PlatformCaps::for_linux(), host, *bypassed, clock);
+  // The control logger already reports each outcome; `flowrelay epochs` shows the history.
   cp.on_report([](const control::EpochEvent& e) {
-    if (e.kind == control::EpochEvent::Kind::unchanged)
-      log()->info("config from {} unchanged; epoch {} stays", e.source, e.epoch);
-    else
-      log()->warn("config from {} {}: {}; epoch {} stays", e.source, control::to_string(e.kind), e.error, e.epoch);
+    log()->debug("config from {} {}: epoch {} stays", e.source, control::to_string(e.kind), e.epoch);
   });
   arm = [&] {
     auto d = cp.next_deadline();
@@ -342,8 +340,7 @@ int run_daemon(const RunOptions& o) {
   relay.drain(std::chrono::steady_clock::now() + drain);
   const auto c = relay.counters();
   log()->info("stopped: {} flows relayed, {} released, {} dial failures", c.adopted, c.released, c.dial_failures);
-  (void)stopping;
-  return 0;
+  return stopping ? 0 : 1;
 }
 
 namespace {
