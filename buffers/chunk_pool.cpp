@@ -1,6 +1,6 @@
 #include "buffers/chunk_pool.hpp"
 
-#include <mimalloc.h>
+#include "buffers/slab_memory.hpp"
 
 #include <cassert>
 
@@ -17,7 +17,7 @@ std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a;
 Pool::Pool(std::size_t slab_bytes) : slab_bytes_(slab_bytes), owner_(std::this_thread::get_id()) {}
 
 Pool::~Pool() {
-  for (void* s : slabs_) mi_free(s);
+  for (void* s : slabs_) slab_free(s);
 }
 
 bool Pool::grow(SizeClass c) {
@@ -25,7 +25,7 @@ bool Pool::grow(SizeClass c) {
   // A slab holds at least two chunks of the large class; header-only slabs hold 256 control blocks.
   const std::size_t count = cap == 0 ? 256 : std::max<std::size_t>(2, slab_bytes_ / cap);
   const std::size_t headers = round_up(count * sizeof(Storage), kPage);
-  void* mem = mi_malloc_aligned(headers + count * cap, kPage);
+  void* mem = slab_allocate(headers + count * cap, kPage);
   if (mem == nullptr) return false;
   slabs_.push_back(mem);
 

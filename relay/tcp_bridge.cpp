@@ -112,23 +112,70 @@ class TcpBridge final : public FlowBase {
       self.ended(nullptr, "wait");
       return;
     }
-    auto done = [&self, &d](std::exception_ptr e, bool idle) {
-      if (d.pipe && d.pipe.held() == 0) SplicePipe::give_back(std::move(d.pipe));
-      if (!e && idle && !self.closing()) {
-        self.park(d);  // before ended(): the flow stays live
-      }
-      self.ended(e, "pump");
-    };
     const int in = d.from->native_handle();
     const int out = d.to->native_handle();
-    if (self.relay_.options().splice && in >= 0 && out >= 0 && d.queue.empty()) {
-      if (!d.pipe) d.pipe = SplicePipe::take(self.relay_.options().flow_buffer_bytes);
-      if (d.pipe) {
-        asio::co_spawn(self.ex_, self.pump(d, SpliceQueue{d.pipe, in, out}), std::move(done));
-        return;
-      }
+    if (self.relay_.options().splice && in >= 0 && out >= 0 && d.queue.empty() && !d.pipe)
+      d.pipe = SplicePipe::take(self.relay_.options().flow_buffer_bytes);
+    if (d.pipe)
+      self.start_pump(d, SpliceQueue{d.pipe, in, out});
+    else
+      self.start_pump(d, ChunkQueue{d});
+  }
+
+  enum class Step { park, pump, over };
+
+  // One read and one write straight from the readiness callback: interactive traffic (a request,
+  // its response) is done here and parks again without ever starting a coroutine. Whatever needs
+  // more (a bulk transfer, a full writer) continues in the pump.
+  template <typename Queue>
+  void start_pump(Direction& d, Queue q) {
+    const Step step = first_step(d, q);
+    if (step == Step::pump) {
+      asio::co_spawn(ex_, pump(d, q), [this, &d](std::exception_ptr e, bool idle) {
+        after_pump(d, e == nullptr && idle ? Step::park : Step::over, e);
+      });
+      return;
     }
-    asio::co_spawn(self.ex_, self.pump(d, ChunkQueue{d}), std::move(done));
+    after_pump(d, step, nullptr);
+  }
+
+  template <typename Queue>
+  Step first_step(Direction& d, Queue& q) {
+    bool drained = d.eof;
+    if (!d.eof && q.held() < relay_.options().flow_buffer_bytes) {
+      const IoResult r = q.fill(relay_.options().flow_buffer_bytes - q.held());
+      if (r.ec) {
+        fail(r.ec, "read");
+        return Step::over;
+      }
+      if (r.bytes > 0) {
+        add(*d.bytes, r.bytes);
+        touch();
+      }
+      d.eof = r.eof;
+      drained = r.would_block || r.eof;
+      note_queued(*d.queued, q.held());
+    }
+    if (q.held() > 0) {
+      const IoResult w = q.drain();
+      if (w.ec) {
+        fail(w.ec, "write");
+        return Step::over;
+      }
+      note_queued(*d.queued, q.held());
+    }
+    if (q.held() > 0) return Step::pump;
+    if (d.eof) {
+      d.to->shutdown_write();
+      return Step::over;
+    }
+    return drained ? Step::park : Step::pump;
+  }
+
+  void after_pump(Direction& d, Step step, std::exception_ptr e) {
+    if (d.pipe && d.pipe.held() == 0) SplicePipe::give_back(std::move(d.pipe));
+    if (step == Step::park && !closing()) park(d);  // before ended(): the flow stays live
+    ended(e, "pump");
   }
 
   // Where a direction's bytes wait between read and write: pooled chunks, or a splice pipe.
