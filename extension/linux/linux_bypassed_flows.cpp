@@ -95,6 +95,35 @@ const BypassedFlow* LinuxBypassedFlows::find(relay::FlowId id) const {
   return it == last_.end() ? nullptr : &it->second;
 }
 
+void LinuxBypassedFlows::add_uids(std::vector<relay::FlowMeta>& claimed) {
+  if (claimed.empty()) return;
+  const auto own = own_socket_inodes();
+  std::map<Tuple, std::uint32_t> tcp;                  // (app, dst) -> uid
+  std::multimap<std::uint16_t, const SocketInfo*> udp;  // local port -> socket
+  const auto sockets = diag_.dump();
+  for (const auto& s : sockets) {
+    if (s.inode == 0 || own.count(s.inode) != 0 || (bypass_mark_ != 0 && s.mark == bypass_mark_)) continue;
+    if (s.proto == relay::Proto::tcp) tcp[{relay::Proto::tcp, unmapped(s.local), unmapped(s.remote)}] = s.uid;
+    else udp.emplace(s.local.port, &s);
+  }
+  for (auto& m : claimed) {
+    if (m.app_identity.uid) continue;
+    const auto app = unmapped(m.app), dst = unmapped(m.dst);
+    if (m.proto == relay::Proto::tcp) {
+      if (auto it = tcp.find({relay::Proto::tcp, app, dst}); it != tcp.end()) m.app_identity.uid = it->second;
+      continue;
+    }
+    auto [lo, hi] = udp.equal_range(app.port);
+    for (auto it = lo; it != hi; ++it) {
+      const auto l = unmapped(it->second->local), r = unmapped(it->second->remote);
+      if ((l.address.is_unspecified() || l.address == app.address) && (r.port == 0 || r == dst)) {
+        m.app_identity.uid = it->second->uid;
+        break;
+      }
+    }
+  }
+}
+
 std::vector<BypassedFlow> LinuxBypassedFlows::list() {
   // Order matters: sockets first, then what claims them. A flow that starts in between is then
   // seen with its conntrack entry (decided by the running table), never as an unmarked stranger.

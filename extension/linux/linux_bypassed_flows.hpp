@@ -32,6 +32,9 @@ class LinuxBypassedFlows final : public control::BypassedFlows {
   std::vector<BypassedFlow> list();
   /// A flow of the latest listing.
   const BypassedFlow* find(relay::FlowId id) const;
+  /// Fills in the uid of claimed flows from the app sockets they came from (the relay only sees
+  /// the diverted side), so that `uids` rules evaluate for them as nftables did. One dump.
+  void add_uids(std::vector<relay::FlowMeta>& claimed);
 
   SockDiag& diag() { return diag_; }
   Conntrack& conntrack() { return ct_; }

@@ -35,6 +35,11 @@ LinuxHost::~LinuxHost() = default;
 std::vector<relay::FlowMeta> LinuxHost::claimed_flows() {
   std::vector<relay::FlowMeta> out;
   for (auto& s : relay_.snapshot()) out.push_back(std::move(s.meta));
+  try {
+    bypassed_.add_uids(out);  // `uids` rules must see claimed flows as nftables saw them
+  } catch (const std::exception& e) {
+    log()->warn("uids of claimed flows: {}", e.what());
+  }
   return out;
 }
 

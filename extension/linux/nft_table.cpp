@@ -91,16 +91,20 @@ std::string render(const NftTableSpec& s) {
   const std::string claim = hex(CtMark::claim_bits);
   const std::string fw = hex(s.fwmark), bypass = hex(s.bypass_mark);
   const std::string port = std::to_string(s.tproxy_port);
-  const std::string guards =
-      "    ct direction reply return\n"
-      "    meta mark " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
-      "    meta l4proto != { tcp, udp } return\n"
-      "    fib daddr type local return\n"
-      // A SYN opens a new TCP connection even when it reuses a conntrack entry (a 4-tuple whose
-      // previous connection was reset from the reply side, e.g. by a release, is picked up again in
-      // state established with its old mark): decide it afresh, or it inherits a stale verdict.
-      "    tcp flags & (fin | syn | rst | ack) == syn jump decide\n"
-      "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
+  // A SYN opens a new TCP connection even when it reuses a conntrack entry (a 4-tuple whose
+  // previous connection was reset from the reply side, e.g. by a release, is picked up again in
+  // state established with its old mark): decide it afresh, or it inherits a stale verdict.
+  // In prerouting only for packets that did not come through our output chain (fwmark): those were
+  // decided there, where `meta skuid` still knows the socket's owner.
+  auto guards = [&](bool prerouting) {
+    return "    ct direction reply return\n"
+           "    meta mark " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
+           "    meta l4proto != { tcp, udp } return\n"
+           "    fib daddr type local return\n" +
+           std::string(prerouting ? "    meta mark != " + fw + " " : "    ") +
+           "tcp flags & (fin | syn | rst | ack) == syn jump decide comment \"new connection, maybe on a reused entry\"\n"
+           "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
+  };
 
   std::string t;
   // Create-then-delete makes the replacement one transaction whether or not the table exists.
@@ -110,7 +114,7 @@ std::string render(const NftTableSpec& s) {
   t += "  comment \"flowrelay epoch=" + std::to_string(s.epoch) + " pid=" + std::to_string(s.owner_pid) + "\"\n";
   t += "  chain prerouting {\n";
   t += "    type filter hook prerouting priority mangle; policy accept;\n";
-  t += guards;
+  t += guards(true);
   t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv4 tproxy ip to 127.0.0.1:" + port +
        " meta mark set " + fw + " accept\n";
   t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv6 tproxy ip6 to [::1]:" + port +
@@ -118,7 +122,7 @@ std::string render(const NftTableSpec& s) {
   t += "  }\n";
   t += "  chain output {\n";
   t += "    type route hook output priority mangle; policy accept;\n";
-  t += guards;
+  t += guards(false);
   t += "    ct mark & " + vmask + " == " + claim + " meta mark set " + fw + "\n";
   t += "  }\n";
   t += "  chain decide {\n";

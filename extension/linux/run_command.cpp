@@ -87,7 +87,17 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
     if (m.app_identity.uid) return *m.app_identity.uid;
     return nullptr;
   };
-  for (const auto& s : relay.snapshot()) {
+  auto snapshot = relay.snapshot();
+  {
+    std::vector<relay::FlowMeta> metas;
+    for (const auto& s : snapshot) metas.push_back(s.meta);
+    try {
+      bypassed.add_uids(metas);
+      for (std::size_t i = 0; i < metas.size(); ++i) snapshot[i].meta.app_identity = metas[i].app_identity;
+    } catch (const std::exception&) {
+    }
+  }
+  for (const auto& s : snapshot) {
     ++claimed;
     flows.push_back(json::object{{"id", s.meta.id},
                                  {"proto", relay::to_string(s.meta.proto)},

@@ -438,3 +438,58 @@ TEST(DaemonNeedsRootNetns, ReleasedFlowReconnectingFromTheSamePortIsDecidedByThe
 
 }  // namespace
 }  // namespace flowrelay::linux_host
+
+namespace flowrelay::linux_host {
+namespace {
+
+using namespace testing;
+
+std::string uid_config(bool with_udp, const std::string& socket) {
+  const std::string dst = R"("dst": ["203.0.113.0/24", "2001:db8::/32"])";
+  std::string rules = R"({"name": "root-tls", "verdict": "claim", "proto": "tcp", )" + dst +
+                      R"(, "ports": [443], "uids": [0]}, {"name": "other-user", "verdict": "claim", "proto": "tcp", )" +
+                      dst + R"(, "ports": [80], "uids": [12345]})";
+  if (with_udp) rules += R"(, {"name": "udp", "verdict": "claim", "proto": "udp", )" + dst + R"(, "ports": [5353]})";
+  return R"({"rules": [)" + rules + R"(], "reclaim": {"policy": "surgical", "debounce_ms": 50, "drain_ms": 50}, "control": {"socket": ")" +
+         socket + R"("}})";
+}
+
+// uids rules: nftables matches the socket owner; the planner must see claimed flows with that uid
+// too, or an unrelated change would "release" every flow a uid rule claimed.
+TEST(DaemonNeedsRootNetns, UidRulesClaimByOwnerAndSurviveUnrelatedChanges) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the test's flows must belong to uid 0";
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, uid_config(false, socket));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  Traffic t(w.app, {app_flow(kWorldV4, 443), app_flow(kWorldV6, 443), app_flow(kWorldV4, 80), app_flow(kWorldV6, 80)});
+  ASSERT_TRUE(t.wait_rounds(3));
+  ASSERT_TRUE(eventually([&] { return all_seen(d, t, 443, false, "claim", 1) && all_seen(d, t, 80, false, "bypass", 1); }))
+      << describe(d);
+  const auto listing = d.flows();  // keep the value alive across the loop
+  for (const auto& f : listing.as_object().at("flows").as_array())
+    EXPECT_EQ(boost::json::serialize(f.as_object().at("uid")), "0") << boost::json::serialize(f);
+
+  write_config(config, uid_config(true, socket));
+  ASSERT_TRUE(eventually([&] {  // the cycle to epoch 2 is over (a release would have waited drain_ms)
+    auto e = d.epochs();
+    if (!e.is_object() || e.as_object().at("cycles").as_array().empty()) return false;
+    const auto& c = e.as_object().at("cycles").as_array().back().as_object();
+    return c.at("to").to_number<int>() == 2 && c.at("outcome").as_string() != "running";
+  })) << d.log();
+  const auto cycles = d.epochs();
+  EXPECT_EQ(boost::json::serialize(cycles.as_object().at("cycles").as_array().back().as_object().at("planned")),
+            R"({"release":0,"reclaim":0})");
+  ASSERT_TRUE(t.wait_rounds(5));
+  for (const auto& f : t.flows()) EXPECT_EQ(f.reconnects, 0) << f.ip << ":" << f.port;
+  EXPECT_TRUE(all_seen(d, t, 443, false, "claim", 1)) << describe(d);
+  EXPECT_TRUE(all_seen(d, t, 80, false, "bypass", 1)) << describe(d);
+  t.stop();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace flowrelay::linux_host
