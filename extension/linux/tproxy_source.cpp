@@ -36,6 +36,7 @@ struct TproxySource::Stats {
   std::atomic<std::uint64_t> udp_datagrams{0};
   std::atomic<std::uint64_t> udp_dropped_full{0};
   std::atomic<std::uint64_t> udp_reply_socket_failed{0};
+  std::atomic<std::uint64_t> not_diverted{0};
 };
 
 namespace {
@@ -54,6 +55,14 @@ bool out_of_descriptors(const error_code& ec) {
 }
 
 relay::EpochId epoch_now(const TproxySourceOptions& o) { return o.epoch ? o.epoch() : 0; }
+
+/// A flow TPROXY handed over: its destination is elsewhere. The table never diverts flows to local
+/// or loopback addresses, so a loopback destination means a direct connection to our socket.
+bool diverted(const relay::Endpoint& dst) {
+  return !dst.address.is_loopback() && !dst.address.is_unspecified() &&
+         !(dst.address.is_v6() && dst.address.to_v6().is_v4_mapped() &&
+           boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, dst.address.to_v6()).is_loopback());
+}
 
 using UdpKey = std::pair<relay::Endpoint, relay::Endpoint>;  // (app, original destination)
 
@@ -121,6 +130,14 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, 
     meta.proto = relay::Proto::tcp;
     meta.app = {remote.address(), remote.port()};
     meta.dst = original_destination(socket.native_handle());
+    if (!diverted(meta.dst)) {
+      // Someone connected to the listener itself: relaying it would dial the listener again, and
+      // again. Only flows TPROXY diverted (destination elsewhere) are relayed.
+      stats.not_diverted.fetch_add(1, std::memory_order_relaxed);
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     meta.epoch = epoch_now(options);
     meta.claimed_at = std::chrono::system_clock::now();
     stats.tcp_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -187,6 +204,10 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
       }
       chunk.truncate(d->length);
       stats.udp_datagrams.fetch_add(1, std::memory_order_relaxed);
+      if (!diverted(d->original_dst)) {  // sent to the socket itself, not diverted: never relay
+        stats.not_diverted.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       UdpKey key{d->source, d->original_dst};
       auto it = shard.table->find(key);
       if (it == shard.table->end()) {
@@ -307,6 +328,7 @@ TproxySourceCounters TproxySource::counters() const {
   c.udp_datagrams = stats_->udp_datagrams.load();
   c.udp_dropped_full = stats_->udp_dropped_full.load();
   c.udp_reply_socket_failed = stats_->udp_reply_socket_failed.load();
+  c.not_diverted = stats_->not_diverted.load();
   return c;
 }
 

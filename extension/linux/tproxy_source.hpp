@@ -38,6 +38,7 @@ struct TproxySourceCounters {
   std::uint64_t udp_datagrams = 0;
   std::uint64_t udp_dropped_full = 0;        // table full or relay full
   std::uint64_t udp_reply_socket_failed = 0; // e.g. EADDRINUSE binding the original destination
+  std::uint64_t not_diverted = 0;            // connections / datagrams sent to our sockets directly: refused
 };
 
 /// Owns the transparent sockets. start() and stop() from outside the reactor threads.

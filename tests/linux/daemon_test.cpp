@@ -260,6 +260,39 @@ TEST(DaemonNeedsRootNetns, RelayUpstreamSocketsAreNeverClaimedAgain) {
   EXPECT_EQ(d.terminate(), 0) << d.log();
 }
 
+// The TPROXY listener is an ordinary socket on 127.0.0.1:P / [::1]:P: a process connecting to it
+// directly must not make the relay dial the listener again (a connection storm).
+TEST(DaemonNeedsRootNetns, DirectConnectionsToTheTproxySocketsAreRefusedNotRelayed) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, config_text("surgical", {443}, {5353}, socket));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  {
+    auto in = w.app.enter();
+    for (const char* ip : {"127.0.0.1", "::1"}) {
+      int fd = tcp_connect(ip, 7893);
+      ASSERT_GE(fd, 0) << ip;
+      ASSERT_TRUE(wait_readable(fd));
+      char b;
+      EXPECT_LE(::recv(fd, &b, 1, 0), 0) << ip;  // closed by the relay
+      ::close(fd);
+      int u = udp_socket(ip);
+      auto a = make_addr(ip, 7893);
+      ::sendto(u, "x", 1, 0, a.sa(), a.len);
+      ::close(u);
+    }
+  }
+  ASSERT_TRUE(eventually([&] {
+    auto f = d.flows();
+    return f.is_object() && f.as_object().at("source").as_object().at("not_diverted").to_number<int>() == 4;
+  })) << describe(d);
+  EXPECT_EQ(d.flows().as_object().at("relay").as_object().at("adopted").to_number<int>(), 0);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
 TEST(DaemonNeedsRootNetns, StaleTableAfterSigkillIsReportedAndReplaceRecovers) {
   FLOWRELAY_WORLD_OR_SKIP(w);
   EchoWorld echo(w);
