@@ -6,13 +6,18 @@
 
 namespace flowrelay::buffers {
 
-thread_local Pool* Pool::local_ = nullptr;
-
 namespace {
+// Kept inside this file: a thread_local class member reached from other translation units goes
+// through a TLS wrapper that UBSan (GCC 12) misreads as a null pointer.
+thread_local Pool* local_pool = nullptr;
+
 constexpr std::size_t kPage = 4096;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 }  // namespace
+
+Pool* Pool::local() noexcept { return local_pool; }
+void Pool::set_local(Pool* p) noexcept { local_pool = p; }
 
 Pool::Pool(std::size_t slab_bytes) : slab_bytes_(slab_bytes), owner_(std::this_thread::get_id()) {}
 

@@ -67,8 +67,8 @@ class Pool {
   PoolStats stats() const;
 
   /// The pool of the calling reactor thread, or nullptr outside one.
-  static Pool* local() noexcept { return local_; }
-  static void set_local(Pool* p) noexcept { local_ = p; }
+  static Pool* local() noexcept;
+  static void set_local(Pool* p) noexcept;
 
  private:
   struct Class {
@@ -85,7 +85,6 @@ class Pool {
   std::thread::id owner_;
   std::array<Class, kSizeClasses> classes_;
   std::vector<void*> slabs_;  // owner only
-  static thread_local Pool* local_;
 };
 
 }  // namespace flowrelay::buffers
