@@ -305,6 +305,26 @@ inline std::string endpoint_string(int fd) {
   return "[" + std::string(buf) + "]:" + std::to_string(a.port());
 }
 
+/// A blocking TCP socket connected within `ms` (a dead daemon must fail a test fast, not after the
+/// kernel's two minutes of SYN retries); -1 otherwise.
+inline int tcp_connect_within(const std::string& ip, std::uint16_t port, int ms) {
+  auto a = make_addr(ip, port);
+  int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (::connect(fd, a.sa(), a.len) != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  pollfd p{fd, POLLOUT, 0};
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::poll(&p, 1, ms) != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
 /// App flows in the app namespace exchanging data in rounds on their own thread: each round, every
 /// flow sends a message and waits for its echo, comparing every byte. A TCP flow closed under it
 /// (ECONNABORTED, reset, EOF) is counted and reconnected at once, as an app would.
@@ -354,7 +374,7 @@ class Traffic {
       ::connect(f.fd, a.sa(), a.len);
     } else {
       const auto t0 = Clock::now();
-      f.fd = tcp_connect(f.ip, f.port);
+      f.fd = tcp_connect_within(f.ip, f.port, 3000);
       f.max_connect_ms = std::max<long>(
           f.max_connect_ms, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
     }
