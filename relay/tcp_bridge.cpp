@@ -141,35 +141,47 @@ class TcpBridge final : public FlowBase {
 
   template <typename Queue>
   Step first_step(Direction& d, Queue& q) {
-    bool drained = d.eof;
-    if (!d.eof && q.held() < relay_.options().flow_buffer_bytes) {
-      const IoResult r = q.fill(relay_.options().flow_buffer_bytes - q.held());
-      if (r.ec) {
-        fail(r.ec, "read");
-        return Step::over;
-      }
-      if (r.bytes > 0) {
-        add(*d.bytes, r.bytes);
-        touch();
-      }
-      d.eof = r.eof;
-      drained = r.would_block || r.eof;
-      note_queued(*d.queued, q.held());
-    }
-    if (q.held() > 0) {
-      const IoResult w = q.drain();
-      if (w.ec) {
-        fail(w.ec, "write");
-        return Step::over;
-      }
-      note_queued(*d.queued, q.held());
-    }
+    bool drained = true;
+    if (!read_into(d, q, drained) || !write_from(d, q)) return Step::over;
     if (q.held() > 0) return Step::pump;
     if (d.eof) {
       d.to->shutdown_write();
       return Step::over;
     }
     return drained ? Step::park : Step::pump;
+  }
+
+  // The two halves of every pump turn. False: the flow failed (and is closing).
+  template <typename Queue>
+  bool read_into(Direction& d, Queue& q, bool& drained) {
+    const std::size_t high = relay_.options().flow_buffer_bytes;
+    drained = d.eof;  // nothing more to read right now
+    if (d.eof || q.held() >= high) return true;
+    const IoResult r = q.fill(high - q.held());
+    if (r.ec) {
+      fail(r.ec, "read");
+      return false;
+    }
+    if (r.bytes > 0) {
+      add(*d.bytes, r.bytes);
+      touch();
+    }
+    d.eof = r.eof;
+    drained = r.would_block || r.eof;
+    note_queued(*d.queued, q.held());
+    return true;
+  }
+
+  template <typename Queue>
+  bool write_from(Direction& d, Queue& q) {
+    if (q.held() == 0) return true;
+    const IoResult w = q.drain();
+    if (w.ec) {
+      fail(w.ec, "write");
+      return false;
+    }
+    note_queued(*d.queued, q.held());
+    return true;
   }
 
   void after_pump(Direction& d, Step step, std::exception_ptr e) {
@@ -198,35 +210,16 @@ class TcpBridge final : public FlowBase {
   /// direction is over (EOF relayed, failure, teardown: returns false).
   template <typename Queue>
   asio::awaitable<bool> pump(Direction& d, Queue q) {
-    const std::size_t high = relay_.options().flow_buffer_bytes;
-    const std::size_t low = high / 2;
+    const std::size_t low = relay_.options().flow_buffer_bytes / 2;
     for (int turn = 1;; ++turn) {
       if (turn % kTurnsPerYield == 0) {
         co_await asio::post(ex_, asio::use_awaitable);  // let the shard's other flows run
         if (closing()) co_return false;
       }
-      bool drained = d.eof;  // nothing more to read right now
-      if (!d.eof && q.held() < high) {
-        const IoResult r = q.fill(high - q.held());
-        if (r.ec) {
-          fail(r.ec, "read");
-          co_return false;
-        }
-        if (r.bytes > 0) {
-          add(*d.bytes, r.bytes);
-          touch();
-        }
-        d.eof = r.eof;
-        drained = r.would_block || r.eof;
-        note_queued(*d.queued, q.held());
-      }
+      bool drained = true;
+      if (!read_into(d, q, drained)) co_return false;
       while (q.held() > 0) {
-        const IoResult w = q.drain();
-        if (w.ec) {
-          fail(w.ec, "write");
-          co_return false;
-        }
-        note_queued(*d.queued, q.held());
+        if (!write_from(d, q)) co_return false;
         if (q.held() == 0) break;
         if (!drained && q.held() <= low) break;  // room to read more before waiting on the writer
         if (co_await d.to->wait_writable()) co_return false;  // torn down

@@ -1,5 +1,6 @@
 #include "extension/forward/forward_source.hpp"
 
+#include "relay/accept_loop.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -38,10 +38,6 @@ std::shared_ptr<spdlog::logger> log() {
 
 relay::Endpoint from_asio(const auto& ep) { return {ep.address(), ep.port()}; }
 
-bool out_of_descriptors(const error_code& ec) {
-  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
-         ec.value() == ENFILE;
-}
 
 }  // namespace
 
@@ -84,30 +80,14 @@ class ForwardUdpFlow final : public relay::UdpFlow {
 
 constexpr int kDatagramsPerWake = 64;  // then yield: a flood must not starve the shard
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, relay::Endpoint to) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer backoff(ex);
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-    if (out_of_descriptors(ec)) {
-      // Backing off lets flows finish and free descriptors; retrying at once would spin.
-      log()->warn("accept: {}; pausing accepts for 100 ms", ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      continue;
-    }
-    if (ec) continue;  // the client gave up between SYN and accept
-    error_code rec;
-    const auto remote = socket.remote_endpoint(rec);
-    if (rec) continue;
-    relay::FlowMeta meta;
-    meta.proto = relay::Proto::tcp;
-    meta.app = from_asio(remote);
-    meta.dst = to;
-    meta.claimed_at = std::chrono::system_clock::now();
-    relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
-  }
+void adopt_forwarded(tcp::socket socket, const tcp::endpoint& remote, relay::Relay& relay, const relay::Endpoint& to) {
+  relay::FlowMeta meta;
+  meta.proto = relay::Proto::tcp;
+  meta.app = from_asio(remote);
+  meta.dst = to;
+  meta.claimed_at = std::chrono::system_clock::now();
+  auto ex = socket.get_executor();
+  relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
 }
 
 template <typename Shard>
@@ -199,7 +179,12 @@ void ForwardSource::start() {
     if (options_.udp)
       asio::co_spawn(shard->io, datagram_loop(shard, relay_, options_.to), done);
     else
-      asio::co_spawn(shard->io, accept_loop(shard->acceptor, relay_, options_.to), done);
+      asio::co_spawn(shard->io,
+                     relay::accept_loop(shard->acceptor,
+                                        [this](tcp::socket socket, const tcp::endpoint& remote) {
+                                          adopt_forwarded(std::move(socket), remote, relay_, options_.to);
+                                        }),
+                     done);
   }
   log()->info("forwarding {} {} -> {} on {} threads", options_.udp ? "udp" : "tcp", bound_.to_string(),
               options_.to.to_string(), shards_.size());

@@ -2,6 +2,7 @@
 
 #include "extension/linux/socket_address.hpp"
 #include "extension/linux/tproxy_socket.hpp"
+#include "relay/accept_loop.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -47,11 +48,6 @@ std::shared_ptr<spdlog::logger> log() {
     return g ? g : spdlog::stderr_color_mt("tproxy");
   }();
   return l;
-}
-
-bool out_of_descriptors(const error_code& ec) {
-  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
-         ec.value() == ENFILE;
 }
 
 relay::EpochId epoch_now(const TproxySourceOptions& o) { return o.epoch ? o.epoch() : 0; }
@@ -109,40 +105,25 @@ class TproxyUdpFlow final : public relay::UdpFlow {
   std::shared_ptr<UdpAssocState> s_;
 };
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, relay::Relay& relay, const TproxySourceOptions& options,
-                                  TproxySource::Stats& stats) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer backoff(ex);
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-    if (out_of_descriptors(ec)) {
-      log()->warn("accept: {}; pausing accepts for 100 ms", ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      continue;
-    }
-    if (ec) continue;
-    error_code rec;
-    const auto remote = socket.remote_endpoint(rec);
-    if (rec) continue;
-    relay::FlowMeta meta;
-    meta.proto = relay::Proto::tcp;
-    meta.app = {remote.address(), remote.port()};
-    meta.dst = original_destination(socket.native_handle());
-    if (!diverted(meta.dst)) {
-      // Someone connected to the listener itself: relaying it would dial the listener again, and
-      // again. Only flows TPROXY diverted (destination elsewhere) are relayed.
-      stats.not_diverted.fetch_add(1, std::memory_order_relaxed);
-      error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    meta.epoch = epoch_now(options);
-    meta.claimed_at = std::chrono::system_clock::now();
-    stats.tcp_accepted.fetch_add(1, std::memory_order_relaxed);
-    relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
+void adopt_diverted(tcp::socket socket, const tcp::endpoint& remote, relay::Relay& relay,
+                    const TproxySourceOptions& options, TproxySource::Stats& stats) {
+  relay::FlowMeta meta;
+  meta.proto = relay::Proto::tcp;
+  meta.app = {remote.address(), remote.port()};
+  meta.dst = original_destination(socket.native_handle());
+  if (!diverted(meta.dst)) {
+    // Someone connected to the listener itself: relaying it would dial the listener again, and
+    // again. Only flows TPROXY diverted (destination elsewhere) are relayed.
+    stats.not_diverted.fetch_add(1, std::memory_order_relaxed);
+    error_code ignored;
+    socket.close(ignored);
+    return;
   }
+  meta.epoch = epoch_now(options);
+  meta.claimed_at = std::chrono::system_clock::now();
+  stats.tcp_accepted.fetch_add(1, std::memory_order_relaxed);
+  auto ex = socket.get_executor();
+  relay.adopt(std::make_unique<relay::SocketTcpFlow>(std::move(socket)), std::move(meta), ex);
 }
 
 /// The app's later datagrams of one flow, which TPROXY delivers to its reply socket.
@@ -293,7 +274,12 @@ void TproxySource::start() {
     if (f.v6) ipv6_active_ = true;
   }
   for (auto& s : tcp_)
-    asio::co_spawn(s->acceptor.get_executor(), accept_loop(s->acceptor, relay_, options_, *stats_), asio::detached);
+    asio::co_spawn(s->acceptor.get_executor(),
+                   relay::accept_loop(s->acceptor,
+                                      [this](tcp::socket socket, const tcp::endpoint& remote) {
+                                        adopt_diverted(std::move(socket), remote, relay_, options_, *stats_);
+                                      }),
+                   asio::detached);
   for (auto& s : udp_) asio::co_spawn(s->io, datagram_loop(*s, relay_, options_, *stats_), asio::detached);
   log()->info("claiming through TPROXY on 127.0.0.1:{}{} ({} threads)", options_.port,
               ipv6_active_ ? " and [::1]" : "", reactor_.size());
