@@ -4,6 +4,7 @@
 // full socket drops (and counts) them, as the network would.
 
 #include "relay/detail/flow_base.hpp"
+#include "relay/datagram_chunk.hpp"
 #include "relay/relay.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,7 +14,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <sys/socket.h>
 
 namespace flowrelay::relay {
 namespace detail {
@@ -22,8 +22,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 std::shared_ptr<spdlog::logger> relay_log();
-
-constexpr int kDatagramsPerWake = 64;
 
 class UdpBridge final : public FlowBase, public UdpAssociation {
  public:
@@ -98,9 +96,8 @@ class UdpBridge final : public FlowBase, public UdpAssociation {
       if (ec || closing()) co_return;
       // At most kDatagramsPerWake per wake-up: a flood must not starve the shard's other flows.
       for (int count = 0; count < kDatagramsPerWake; ++count) {
-        auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-        if (!chunk) {  // out of memory: drop one rather than spin on a readable socket
-          ::recv(up.socket.native_handle(), nullptr, 0, MSG_DONTWAIT);
+        auto chunk = take_datagram_chunk(up.socket.native_handle());
+        if (!chunk) {
           add(dropped_, 1);
           continue;
         }

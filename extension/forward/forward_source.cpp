@@ -1,6 +1,7 @@
 #include "extension/forward/forward_source.hpp"
 
 #include "relay/accept_loop.hpp"
+#include "relay/datagram_chunk.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -78,8 +79,6 @@ class ForwardUdpFlow final : public relay::UdpFlow {
   udp::endpoint peer_;
 };
 
-constexpr int kDatagramsPerWake = 64;  // then yield: a flood must not starve the shard
-
 void adopt_forwarded(tcp::socket socket, const tcp::endpoint& remote, relay::Relay& relay, const relay::Endpoint& to) {
   relay::FlowMeta meta;
   meta.proto = relay::Proto::tcp;
@@ -98,12 +97,9 @@ asio::awaitable<void> datagram_loop(std::shared_ptr<Shard> shard, relay::Relay& 
   for (;;) {
     auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec || !socket.is_open()) co_return;
-    for (int count = 0; count < kDatagramsPerWake; ++count) {
-      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-      if (!chunk) {  // out of memory: drop one rather than spin on a readable socket
-        ::recv(socket.native_handle(), nullptr, 0, MSG_DONTWAIT);
-        continue;
-      }
+    for (int count = 0; count < relay::kDatagramsPerWake; ++count) {
+      auto chunk = relay::take_datagram_chunk(socket.native_handle());
+      if (!chunk) continue;
       udp::endpoint peer;
       const std::size_t n = socket.receive_from(chunk.asio_mutable(), peer, 0, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;

@@ -3,6 +3,7 @@
 #include "extension/linux/socket_address.hpp"
 #include "extension/linux/tproxy_socket.hpp"
 #include "relay/accept_loop.hpp"
+#include "relay/datagram_chunk.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -131,9 +132,9 @@ asio::awaitable<void> reply_loop(std::shared_ptr<UdpAssocState> s, TproxySource:
   for (;;) {
     auto [ec] = co_await s->reply.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec || s->closed) co_return;
-    for (;;) {
-      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-      if (!chunk) break;
+    for (int count = 0; count < relay::kDatagramsPerWake; ++count) {
+      auto chunk = relay::take_datagram_chunk(s->reply.native_handle());
+      if (!chunk) continue;
       error_code rec;
       const std::size_t n = s->reply.receive(chunk.asio_mutable(), 0, rec);
       if (rec == asio::error::would_block || rec == asio::error::try_again) break;
@@ -172,9 +173,9 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
   for (;;) {
     auto [ec] = co_await socket.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec || !socket.is_open()) co_return;
-    for (;;) {
-      auto chunk = buffers::Buffer::take(*buffers::Pool::local(), buffers::SizeClass::large);
-      if (!chunk) break;
+    for (int count = 0; count < relay::kDatagramsPerWake; ++count) {
+      auto chunk = relay::take_datagram_chunk(socket.native_handle());
+      if (!chunk) continue;
       error_code rec;
       auto d = recv_with_original_dst(socket.native_handle(),
                                       std::span<std::byte>(chunk.mutable_data(), chunk.size()), rec, MSG_DONTWAIT);
