@@ -1,6 +1,7 @@
 #include "relay/relay.hpp"
 
 #include "relay/detail/flow_base.hpp"
+#include "relay/log.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,11 +18,8 @@ namespace asio = boost::asio;
 namespace detail {
 
 std::shared_ptr<spdlog::logger> relay_log() {
-  static std::shared_ptr<spdlog::logger> log = [] {
-    auto l = spdlog::get("relay");
-    return l ? l : spdlog::stderr_color_mt("relay");
-  }();
-  return log;
+  static const auto l = relay::named_logger("relay");
+  return l;
 }
 
 void start_tcp_bridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app);

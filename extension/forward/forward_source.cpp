@@ -2,6 +2,7 @@
 
 #include "relay/accept_loop.hpp"
 #include "relay/datagram_chunk.hpp"
+#include "relay/log.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,10 +31,7 @@ using boost::system::error_code;
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-  static std::shared_ptr<spdlog::logger> l = [] {
-    auto g = spdlog::get("forward");
-    return g ? g : spdlog::stderr_color_mt("forward");
-  }();
+  static const auto l = relay::named_logger("forward");
   return l;
 }
 

@@ -2,6 +2,7 @@
 
 #include "extension/linux/ct_mark.hpp"
 #include "extension/linux/nft_spec_from_config.hpp"
+#include "relay/log.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -17,10 +18,7 @@ namespace flowrelay::linux_host {
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-  static std::shared_ptr<spdlog::logger> l = [] {
-    auto g = spdlog::get("linux");
-    return g ? g : spdlog::stderr_color_mt("linux");
-  }();
+  static const auto l = relay::named_logger("linux");
   return l;
 }
 

@@ -11,6 +11,7 @@
 #include "extension/linux/policy_routes.hpp"
 #include "extension/linux/tproxy_source.hpp"
 #include "relay/egress.hpp"
+#include "relay/log.hpp"
 #include "relay/reactor.hpp"
 #include "relay/relay.hpp"
 
@@ -41,10 +42,7 @@ namespace json = boost::json;
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-  static std::shared_ptr<spdlog::logger> l = [] {
-    auto g = spdlog::get("daemon");
-    return g ? g : spdlog::stderr_color_mt("daemon");
-  }();
+  static const auto l = relay::named_logger("daemon");
   return l;
 }
 

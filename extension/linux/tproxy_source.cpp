@@ -4,6 +4,7 @@
 #include "extension/linux/tproxy_socket.hpp"
 #include "relay/accept_loop.hpp"
 #include "relay/datagram_chunk.hpp"
+#include "relay/log.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -44,10 +45,7 @@ struct TproxySource::Stats {
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-  static std::shared_ptr<spdlog::logger> l = [] {
-    auto g = spdlog::get("tproxy");
-    return g ? g : spdlog::stderr_color_mt("tproxy");
-  }();
+  static const auto l = relay::named_logger("tproxy");
   return l;
 }
 
