@@ -60,6 +60,8 @@ class Buffer {
   /// Writable bytes: only meaningful while this view is the sole owner (a chunk being filled).
   std::byte* mutable_data() noexcept { return s_->data + offset_; }
   std::uint32_t use_count() const noexcept { return s_ ? s_->refs.load(std::memory_order_relaxed) : 0; }
+  /// Views memory owned elsewhere (wrap()), not a pool chunk.
+  bool external() const noexcept { return s_ != nullptr && s_->release_fn != nullptr; }
 
   /// Shares [offset, offset + length) of this view.
   Buffer slice(std::size_t offset, std::size_t length) const {

@@ -37,6 +37,20 @@ const char* to_string(ReclaimPolicy p) {
 
 std::string Cidr::to_string() const { return network.to_string() + "/" + std::to_string(prefix); }
 
+bool Cidr::contains(const boost::asio::ip::address& a) const {
+  if (network.is_v4() != a.is_v4()) return false;
+  auto compare = [this](const auto& net, const auto& addr) {
+    int bits = prefix;
+    for (std::size_t i = 0; i < net.size() && bits > 0; ++i, bits -= 8) {
+      const unsigned mask = bits >= 8 ? 0xFFu : (0xFFu << (8 - bits)) & 0xFFu;
+      if ((net[i] & mask) != (addr[i] & mask)) return false;
+    }
+    return true;
+  };
+  if (a.is_v4()) return compare(network.to_v4().to_bytes(), a.to_v4().to_bytes());
+  return compare(network.to_v6().to_bytes(), a.to_v6().to_bytes());
+}
+
 ConfigError::ConfigError(std::string path, std::string message)
     : std::runtime_error((path.empty() ? std::string("config") : path) + ": " + message),
       path_(std::move(path)),
@@ -444,6 +458,7 @@ std::uint64_t fnv1a(std::string_view s) {
 Config parse_config(std::string_view text, const PlatformCaps& platform) {
   json::value doc = parse_json(text);
   Config cfg;
+  cfg.limits.max_flows = platform.default_max_flows;
   const auto& root = as_object(doc, "");
   check_keys(root, "", {"default", "rules", "reclaim", "limits", "linux", "control", "metrics"});
 

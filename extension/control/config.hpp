@@ -32,6 +32,8 @@ struct Cidr {
   boost::asio::ip::address network;
   std::uint8_t prefix = 0;
   std::string to_string() const;
+  /// Same family and inside the prefix (a v4-mapped v6 address is not inside a v4 prefix: normalise first).
+  bool contains(const boost::asio::ip::address& a) const;
   friend bool operator==(const Cidr&, const Cidr&) = default;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // What the platform underneath can evaluate and do; config validation and the planner consult it.
 
+#include <cstdint>
 #include <string_view>
 
 namespace flowrelay::control {
@@ -13,11 +14,14 @@ struct PlatformCaps {
   bool uids = false;
   bool apps = false;
   bool hosts = false;
+  /// `limits.max_flows` when the config leaves it out. macOS gives a provider a limited number of
+  /// flow slots (about 600 reported), and a flow over the cap is answered NO there, not failed.
+  std::uint64_t default_max_flows = 65536;
 
-  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false}; }
-  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true}; }
+  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false, 65536}; }
+  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true, 450}; }
   /// Accepts every field: for tools that only inspect a config, and for tests.
-  static constexpr PlatformCaps any() { return {"any", true, true, true}; }
+  static constexpr PlatformCaps any() { return {"any", true, true, true, 65536}; }
   /// The platform this binary was built for.
   static constexpr PlatformCaps native() {
 #if defined(__APPLE__)

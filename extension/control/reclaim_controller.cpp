@@ -30,7 +30,7 @@ struct ReclaimController::Run {
 
 ReclaimController::ReclaimController(ProviderHost& host, BypassedFlows& bypassed, const Clock& clock,
                                      ControllerOptions options)
-    : host_(host), bypassed_(bypassed), clock_(clock), options_(options) {}
+    : host_(host), bypassed_(bypassed), clock_(clock), options_(options), last_restart_(options.last_restart) {}
 
 ReclaimController::~ReclaimController() = default;
 

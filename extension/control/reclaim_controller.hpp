@@ -57,6 +57,9 @@ struct ControllerOptions {
   std::chrono::milliseconds op_timeout{30000};  // a host operation not answered by then (release: plus
                                                 // its drain grace) ends the cycle as timed out
   std::size_t log_limit = 256;                  // cycles kept for `flowrelay epochs`
+  /// The last restart before this controller existed: on macOS a restart ends the provider
+  /// instance, and the rate limit must hold for the next one too.
+  std::optional<SteadyTime> last_restart;
 };
 
 /// Drives reclaim cycles. Single-threaded and clock-driven, so tests run it with a ManualClock and

@@ -67,18 +67,6 @@ std::pair<U128, U128> v6_range(const Cidr& c) {
   return {net, U128{net.hi | host.hi, net.lo | host.lo}};
 }
 
-bool cidr_contains(const Cidr& c, const ip::address& a) {
-  if (c.network.is_v4() != a.is_v4()) return false;
-  if (a.is_v4()) {
-    auto [lo, hi] = v4_range(c);
-    auto x = a.to_v4().to_uint();
-    return lo <= x && x <= hi;
-  }
-  auto [lo, hi] = v6_range(c);
-  auto x = to_u128(a.to_v6());
-  return lo <= x && x <= hi;
-}
-
 std::string normalise_host(std::string_view h) {
   std::string s(h);
   if (!s.empty() && s.back() == '.') s.pop_back();
@@ -247,7 +235,7 @@ bool matches_linear(const Rule& r, const FlowMeta& f) {
   if (r.proto == ProtoMatch::udp && f.proto != relay::Proto::udp) return false;
   if (!r.dst.empty()) {
     auto a = normalise(f.dst.address);
-    if (std::none_of(r.dst.begin(), r.dst.end(), [&](const Cidr& c) { return cidr_contains(c, a); })) return false;
+    if (std::none_of(r.dst.begin(), r.dst.end(), [&](const Cidr& c) { return c.contains(a); })) return false;
   }
   if (!r.ports.empty() &&
       std::none_of(r.ports.begin(), r.ports.end(),
