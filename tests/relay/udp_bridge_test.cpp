@@ -1,5 +1,7 @@
 #include "relay/relay.hpp"
 
+#include "tests/support/udp_echo.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/post.hpp>
@@ -22,46 +24,6 @@ namespace flowrelay::relay {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// A UDP echo server on 127.0.0.1 in its own thread.
-class UdpEcho {
- public:
-  UdpEcho() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    int big = 8 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    endpoint_ = {boost::asio::ip::make_address("127.0.0.1"), ntohs(a.sin_port)};
-    thread_ = std::thread([this] {
-      std::vector<char> buf(65536);
-      for (;;) {
-        sockaddr_in from{};
-        socklen_t fl = sizeof from;
-        ssize_t n = ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &fl);
-        if (n < 0 || stop_) return;  // shut down
-        ::sendto(fd_, buf.data(), std::size_t(n), 0, reinterpret_cast<sockaddr*>(&from), fl);
-      }
-    });
-  }
-  ~UdpEcho() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    thread_.join();
-    ::close(fd_);
-  }
-  const Endpoint& endpoint() const { return endpoint_; }
-
- private:
-  int fd_;
-  std::atomic<bool> stop_{false};
-  Endpoint endpoint_;
-  std::thread thread_;
-};
 
 /// The app side as a test sees it: replies collected, closure noted.
 struct Inbox {
@@ -94,7 +56,7 @@ class TestUdpFlow final : public UdpFlow {
 
 TEST(UdpBridge, MixedSizesToTwoDestinationsComeBackFromTheRightSourceThenExpire) {
   constexpr int kDatagrams = 10'000;
-  UdpEcho echo_a, echo_b;
+  test::UdpEcho echo_a, echo_b;
   Reactor reactor(1);
   DirectEgress egress;
   RelayOptions options;
