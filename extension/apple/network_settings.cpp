@@ -67,10 +67,11 @@ std::string NeRule::to_string() const {
 
 NetworkSettings network_settings_for(const control::Config& config, std::size_t max_rules) {
   NetworkSettings s;
-  if (config.default_verdict == control::Verdict::claim) {
+  // Everything but loopback: when the default claims, or when every flow should get a verdict.
+  // Claim rules naming loopback still add their own rules below; the rest are covered.
+  if (config.default_verdict == control::Verdict::claim ||
+      config.apple_settings.offer == control::AppleSettings::Offer::all)
     s.included.push_back(NeRule{});
-    return s;
-  }
   std::vector<ProtoMatch> protos;  // for the collapsed form
   for (const auto& r : config.rules) {
     if (r.verdict != control::Verdict::claim) continue;
@@ -87,8 +88,10 @@ NetworkSettings network_settings_for(const control::Config& config, std::size_t 
       for (auto port : ports) add(s.included, NeRule{net, port, r.proto});
   }
   if (s.included.size() > max_rules) {
+    const bool everything = !s.included.empty() && s.included.front() == NeRule{};
     s.included.clear();
     s.collapsed = true;
+    if (everything) s.included.push_back(NeRule{});
     for (auto p : protos) add(s.included, NeRule{std::nullopt, 0, p});
   }
   return s;

@@ -2,6 +2,10 @@
 // Which flows the system offers the provider at all: the NETransparentProxyNetworkSettings that
 // FlowRelayProvider installs with setTunnelNetworkSettings: on every epoch.
 //
+// By default (`apple.offer: "all"`) that is every outbound flow but loopback: a flow the system
+// never offers is never answered NO, so it is not in the bypass ledger, and no later epoch could
+// reclaim it. With `"claims"` the settings include only what the claim rules could match:
+//
 // NENetworkRule matches a destination network (address and prefix, optionally one port) and a
 // protocol; it has no port ranges, no uids, apps or host globs. So the settings include a superset
 // of what any claim rule could match, and handleNewFlow: decides each offered flow with the
@@ -55,8 +59,9 @@ inline constexpr std::size_t kMaxPortsPerRule = 16;
 /// The one port a transparent proxy's network rule may not name (DNS).
 inline constexpr std::uint16_t kUnnamablePort = 53;
 
-/// The included rules for `config`: every destination, port and protocol a claim rule (or a claim
-/// default) could match.
+/// The included rules for `config`: every outbound flow (offer "all", or a claim default), else
+/// every destination, port and protocol a claim rule could match; loopback only where a claim rule
+/// names it.
 NetworkSettings network_settings_for(const control::Config& config, std::size_t max_rules = 512);
 
 /// Whether the system offers `flow` (destination and protocol) to a provider with `settings`: the

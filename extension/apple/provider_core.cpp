@@ -229,9 +229,12 @@ void ProviderCore::stop() {
     }
   });
   if (!r) return;
+  // After our own cancelProxyWithError: every flow is closing anyway, and the sooner this instance
+  // is gone the sooner the next one takes the flows back: no drain then.
   const auto epoch = r->host.applied();
-  const auto drain = std::min(epoch ? std::chrono::milliseconds(epoch->config->reclaim.drain) : options_.max_stop_drain,
-                              options_.max_stop_drain);
+  auto drain = std::min(epoch ? std::chrono::milliseconds(epoch->config->reclaim.drain) : options_.max_stop_drain,
+                        options_.max_stop_drain);
+  if (r->host.cancelling()) drain = std::chrono::milliseconds(0);
   r->relay.drain(std::chrono::steady_clock::now() + drain);
   const auto c = r->relay.counters();
   logger()->info("provider stopped: {} flows relayed, {} released, {} dial failures", c.adopted, c.released,

@@ -81,8 +81,9 @@ class ProviderCore {
   /// else why it cannot start (a config error names its path).
   void start(std::string config_json, std::function<void(std::string error)> done);
   /// Answers NO to new flows, lets claimed flows finish within the epoch's drain_ms (at most
-  /// ProviderOptions::max_stop_drain), then resets the rest and stops. Blocks; idempotent. Call it
-  /// off the control thread (stopProxyWithReason: runs it on a thread of its own).
+  /// ProviderOptions::max_stop_drain; not at all when the provider cancelled itself to restart),
+  /// then resets the rest and stops. Blocks; idempotent. Call it off the control thread
+  /// (stopProxyWithReason: runs it on a thread of its own).
   void stop();
   /// A new providerConfiguration (KVO). A rejected one keeps the running epoch.
   void push_config(std::string config_json);

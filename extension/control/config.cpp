@@ -460,7 +460,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
   Config cfg;
   cfg.limits.max_flows = platform.default_max_flows;
   const auto& root = as_object(doc, "");
-  check_keys(root, "", {"default", "rules", "reclaim", "limits", "linux", "control", "metrics"});
+  check_keys(root, "", {"default", "rules", "reclaim", "limits", "linux", "apple", "control", "metrics"});
 
   if (auto* d = root.if_contains("default"))
     cfg.default_verdict = as_enum<Verdict>(*d, "default", {{"claim", Verdict::claim}, {"bypass", Verdict::bypass}});
@@ -542,6 +542,15 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
            std::string("equals ") + (set_bypass ? "fwmark" : "bypass_mark") + " (" + std::to_string(l.fwmark) +
                (other_default ? ", the default" : "") + "): upstream connects would be routed back into the relay");
     }
+  }
+
+  if (auto* v = root.if_contains("apple")) {
+    const auto& o = as_object(*v, "apple");
+    check_keys(o, "apple", {"offer"});
+    if (auto* x = o.if_contains("offer"))
+      cfg.apple_settings.offer =
+          as_enum<AppleSettings::Offer>(*x, "apple.offer", {{"all", AppleSettings::Offer::all},
+                                                            {"claims", AppleSettings::Offer::claims}});
   }
 
   if (auto* v = root.if_contains("control")) {

@@ -82,6 +82,19 @@ struct LinuxSettings {
   std::uint32_t bypass_mark = 255;
 };
 
+/// The `apple` section: which flows the provider asks the system to offer to handleNewFlow:.
+struct AppleSettings {
+  enum class Offer : std::uint8_t {
+    /// Every outbound TCP and UDP flow but loopback: each gets a verdict, and each NO answer is
+    /// in the bypass ledger, so any later epoch can reclaim any flow (by a restart).
+    all,
+    /// Only what the claim rules could match: fewer handleNewFlow: calls, but a flow outside
+    /// them is never seen, so a later epoch that claims it takes it only when it reconnects.
+    claims,
+  };
+  Offer offer = Offer::all;
+};
+
 /// A validated configuration. Immutable once built; shared between epochs by shared_ptr.
 struct Config {
   Verdict default_verdict = Verdict::bypass;
@@ -89,6 +102,7 @@ struct Config {
   ReclaimSettings reclaim;
   Limits limits;
   LinuxSettings linux_settings;
+  AppleSettings apple_settings;
   std::string control_socket = "/run/flowrelay.sock";
   std::string metrics_listen = "127.0.0.1:9464";
   /// FNV-1a 64 of the canonical (re-serialised) JSON: whitespace-only edits hash the same.

@@ -407,6 +407,23 @@ bool SimTcp::wait_in_flight_at_least(std::size_t n, std::chrono::milliseconds ti
   return wait_until(mu_, cv_, timeout, [&] { return in_flight_ >= n; });
 }
 
+std::optional<std::string> SimTcp::app_read_line(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  auto has_line = [&] { return received_.find('\n', line_cursor_) != std::string::npos; };
+  auto over = [&] { return system_closed_ || reset_seen_ || write_closed_; };
+  cv_.wait_for(lk, timeout, [&] { return has_line() || over(); });
+  const auto nl = received_.find('\n', line_cursor_);
+  if (nl == std::string::npos) return std::nullopt;
+  std::string line = received_.substr(line_cursor_, nl - line_cursor_);
+  line_cursor_ = nl + 1;
+  return line;
+}
+
+bool SimTcp::ended() const {
+  std::lock_guard lk(mu_);
+  return system_closed_ || reset_seen_ || (read_closed_ && write_closed_);
+}
+
 std::string SimTcp::received() const {
   std::lock_guard lk(mu_);
   return received_;
@@ -685,6 +702,13 @@ bool SimUdp::wait_opened(std::chrono::milliseconds timeout) {
 bool SimUdp::wait_in_flight_writes(std::size_t n, std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return stalled_.size() >= n; });
 }
+std::optional<SimUdp::Reply> SimUdp::wait_reply(std::size_t n, std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  cv_.wait_for(lk, timeout, [&] { return replies_.size() >= n || system_closed_ || read_closed_; });
+  if (replies_.size() < n) return std::nullopt;
+  return replies_[n - 1];
+}
+
 std::vector<SimUdp::Reply> SimUdp::replies() const {
   std::lock_guard lk(mu_);
   return replies_;

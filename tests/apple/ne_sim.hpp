@@ -142,6 +142,11 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
   bool wait_opened(std::chrono::milliseconds timeout = 10s);
   bool wait_stream_sent(std::chrono::milliseconds timeout = 60s);
   bool wait_in_flight_at_least(std::size_t n, std::chrono::milliseconds timeout = 10s);
+  /// The next line the app received (without its newline), waiting for it; nullopt when the flow
+  /// was closed or reset first, or on timeout.
+  std::optional<std::string> app_read_line(std::chrono::milliseconds timeout = 10s);
+  /// The provider or the system closed or reset the flow under the app.
+  bool ended() const;
 
   std::string received() const;
   std::uint64_t received_bytes() const;
@@ -199,6 +204,7 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
   std::vector<const std::byte*> read_pointers_;
 
   // provider -> app
+  std::size_t line_cursor_ = 0;  // app_read_line() has consumed received_ up to here
   std::string received_;
   std::uint64_t received_bytes_ = 0;
   flowrelay::test::Sha256 received_hash_;
@@ -237,6 +243,8 @@ class SimUdp : public std::enable_shared_from_this<SimUdp> {
   bool wait_opened(std::chrono::milliseconds timeout = 10s);
   bool wait_in_flight_writes(std::size_t n, std::chrono::milliseconds timeout = 10s);
   std::vector<Reply> replies() const;
+  /// Waits for the n-th reply; nullopt when the flow was closed first, or on timeout.
+  std::optional<Reply> wait_reply(std::size_t n, std::chrono::milliseconds timeout = 10s);
   bool closed() const;  // both sides closed by the provider
   std::size_t nil_delivered() const;
   std::size_t reads() const;
