@@ -38,7 +38,7 @@ void AppleHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
       if (alive.expired()) return;
       HostResult r;
       if (error.empty()) {
-        applied_.store(epoch, std::memory_order_release);
+        applied_.store(epoch);
         ++counters_.settings_applied;
         r.done = 1;
         logger()->info("epoch {}: network settings applied ({} included rules)", epoch->id, count);

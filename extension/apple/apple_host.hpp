@@ -14,6 +14,7 @@
 #include "extension/apple/provider_shell.hpp"
 #include "extension/apple/shared_ledger.hpp"
 #include "extension/control/provider_host.hpp"
+#include "extension/control/shared_slot.hpp"
 #include "relay/relay.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -49,7 +50,7 @@ class AppleHost final : public control::ProviderHost {
 
   /// The epoch whose network settings are installed; null before the first. Any thread: this is
   /// what handleNewFlow: decides with.
-  std::shared_ptr<const control::Epoch> applied() const { return applied_.load(std::memory_order_acquire); }
+  std::shared_ptr<const control::Epoch> applied() const { return applied_.load(); }
   /// Set once cancel_and_restart asked the system to stop this instance: answer NO from then on.
   bool cancelling() const { return cancelling_.load(std::memory_order_acquire); }
   const AppleHostCounters& counters() const { return counters_; }
@@ -62,7 +63,7 @@ class AppleHost final : public control::ProviderHost {
   ProviderMemory& memory_;
   const control::Clock& clock_;
   std::function<void()> after_completion_;
-  std::atomic<std::shared_ptr<const control::Epoch>> applied_;
+  control::SharedSlot<const control::Epoch> applied_;
   std::atomic<bool> cancelling_{false};
   AppleHostCounters counters_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

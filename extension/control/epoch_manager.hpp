@@ -5,6 +5,7 @@
 #include "extension/control/config.hpp"
 #include "extension/control/platform.hpp"
 #include "extension/control/rule_set.hpp"
+#include "extension/control/shared_slot.hpp"
 #include "relay/flow_meta.hpp"
 
 #include <atomic>
@@ -74,7 +75,7 @@ class EpochManager {
   PlatformCaps platform_;
   const Clock& clock_;
   std::size_t history_limit_;
-  std::atomic<std::shared_ptr<const Epoch>> current_;
+  SharedSlot<const Epoch> current_;
   relay::EpochId next_id_ = 1;
   std::deque<EpochEvent> history_;
 };
