@@ -1,6 +1,6 @@
 #include "buffers/slab_memory.hpp"
 
-#ifdef FLOWRELAY_MIMALLOC_PROCESS
+#ifdef FLOWRELAY_SLABS_LINKED
 
 #include <mimalloc.h>
 
