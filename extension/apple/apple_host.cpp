@@ -60,19 +60,9 @@ void AppleHost::release(std::vector<relay::FlowMeta> flows, std::chrono::millise
   timer->async_wait([this, timer, flows = std::move(flows), done = std::move(done),
                      alive = std::weak_ptr<int>(alive_)](const boost::system::error_code&) {
     if (alive.expired()) return;
-    HostResult r;
     const auto epoch = applied();
-    const auto id = epoch ? epoch->id : 0;
-    for (const auto& f : flows) {
-      if (relay_.release(f.id, "released: epoch " + std::to_string(id) + " bypasses it")) {
-        ++r.done;
-        ++counters_.released;
-        logger()->info("flow {} epoch {}: released ({} {} -> {})", f.id, id, relay::to_string(f.proto),
-                       f.app.to_string(), f.dst.to_string());
-      } else {
-        r.failures.emplace_back(f.id, "ended before its release");
-      }
-    }
+    auto r = control::release_flows(relay_, flows, epoch ? epoch->id : 0, *logger());
+    counters_.released += r.done;
     done(std::move(r));
     if (after_completion_) after_completion_();
   });

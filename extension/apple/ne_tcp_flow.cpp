@@ -1,5 +1,6 @@
 #include "extension/apple/ne_tcp_flow.hpp"
 
+#include "extension/apple/ne_flow_state.hpp"
 #include "buffers/watermark.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,25 +14,20 @@ namespace flowrelay::apple {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-struct NeTcpFlow::State final : detail::NeCompletionTarget {
+struct NeTcpFlow::State final : detail::NeFlowState<NeTcpFlow::State> {
   State(std::shared_ptr<ReactorPort> p, std::unique_ptr<NeTcpFlowOps> o, std::size_t watermark)
-      : port(std::move(p)), ops(std::move(o)), high(watermark), in_flight(watermark) {}
+      : NeFlowState(std::move(p)), ops(std::move(o)), high(watermark), in_flight(watermark) {}
 
-  // ---- Written by completions on any thread, under `mu`; taken by the shard in wake().
-  std::mutex mu;
-  bool wake_posted = false;
-  std::optional<NeFlowError> opened;
+  // ---- Written by completions on any thread, under `mu` (with the open's result in the base).
   bool read_ready = false;
   NeBytes read_bytes;
   NeFlowError read_error = NeFlowError::none;
   std::uint64_t written = 0;
   std::uint32_t write_completions = 0;
   NeFlowError write_error = NeFlowError::none;
-  HandlerSlot slot;  // the one queued wake-up lives here
 
   // ---- The shard's thread only.
   enum class Phase : std::uint8_t { opening, open, failed };
-  std::shared_ptr<ReactorPort> port;
   std::unique_ptr<NeTcpFlowOps> ops;
   NeTcpFlow* owner = nullptr;  // null once the flow object is gone
   Phase phase = Phase::opening;
@@ -50,14 +46,6 @@ struct NeTcpFlow::State final : detail::NeCompletionTarget {
   void* ready_context = nullptr;
 
   // ---- Completions (any thread).
-  static State& of(detail::NeCompletionTarget& t) { return static_cast<State&>(t); }
-
-  static void on_open(detail::NeCompletionTarget& t, std::uint64_t, NeFlowError e) {
-    auto& s = of(t);
-    std::lock_guard lk(s.mu);
-    s.opened = e;
-    s.wake_locked();
-  }
   static void on_read(detail::NeCompletionTarget& t, std::uint64_t, NeBytes bytes, NeFlowError e) {
     auto& s = of(t);
     std::lock_guard lk(s.mu);
@@ -73,17 +61,6 @@ struct NeTcpFlow::State final : detail::NeCompletionTarget {
     ++s.write_completions;
     if (e != NeFlowError::none && s.write_error == NeFlowError::none) s.write_error = e;
     s.wake_locked();
-  }
-
-  void wake_locked() {
-    if (wake_posted) return;
-    wake_posted = true;
-    port->post(slot, [self = boost::intrusive_ptr<State>(this)] { self->wake(); });
-  }
-
-  template <typename... Args>
-  NeCompletion<Args...> completion(typename NeCompletion<Args...>::Fn fn, std::uint64_t tag = 0) {
-    return NeCompletion<Args...>(boost::intrusive_ptr<detail::NeCompletionTarget>(this), fn, tag);
   }
 
   // ---- The shard's thread.

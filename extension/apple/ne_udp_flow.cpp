@@ -1,5 +1,6 @@
 #include "extension/apple/ne_udp_flow.hpp"
 
+#include "extension/apple/ne_flow_state.hpp"
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -11,26 +12,21 @@ namespace {
 constexpr std::size_t kMaxBatch = 64;
 }  // namespace
 
-struct NeUdpFlow::State final : detail::NeCompletionTarget {
+struct NeUdpFlow::State final : detail::NeFlowState<NeUdpFlow::State> {
   State(std::shared_ptr<ReactorPort> p, relay::Relay& r, std::unique_ptr<NeUdpFlowOps> o, std::size_t watermark)
-      : port(std::move(p)), relay(r), ops(std::move(o)), high(watermark) {
+      : NeFlowState(std::move(p)), relay(r), ops(std::move(o)), high(watermark) {
     out.reserve(kMaxBatch);
   }
 
-  // ---- Written by completions on any thread, under `mu`; taken by the shard in wake().
-  std::mutex mu;
-  bool wake_posted = false;
-  std::optional<NeFlowError> opened;
+  // ---- Written by completions on any thread, under `mu` (with the open's result in the base).
   bool read_ready = false;
   NeDatagramBatch read_batch;
   NeFlowError read_error = NeFlowError::none;
   std::uint64_t written = 0;
   std::uint32_t write_completions = 0;
-  HandlerSlot slot;
 
   // ---- The shard's thread only.
   enum class Phase : std::uint8_t { opening, open, over };
-  std::shared_ptr<ReactorPort> port;
   relay::Relay& relay;
   std::unique_ptr<NeUdpFlowOps> ops;
   Phase phase = Phase::opening;
@@ -49,14 +45,6 @@ struct NeUdpFlow::State final : detail::NeCompletionTarget {
   std::size_t in_flight_bytes = 0;
   NeUdpFlowCounters counters;
 
-  static State& of(detail::NeCompletionTarget& t) { return static_cast<State&>(t); }
-
-  static void on_open(detail::NeCompletionTarget& t, std::uint64_t, NeFlowError e) {
-    auto& s = of(t);
-    std::lock_guard lk(s.mu);
-    s.opened = e;
-    s.wake_locked();
-  }
   static void on_read(detail::NeCompletionTarget& t, std::uint64_t, NeDatagramBatch batch, NeFlowError e) {
     auto& s = of(t);
     std::lock_guard lk(s.mu);
@@ -72,12 +60,6 @@ struct NeUdpFlow::State final : detail::NeCompletionTarget {
     s.written += bytes;
     ++s.write_completions;
     s.wake_locked();
-  }
-
-  void wake_locked() {
-    if (wake_posted) return;
-    wake_posted = true;
-    port->post(slot, [self = boost::intrusive_ptr<State>(this)] { self->wake(); });
   }
 
   void wake() {
@@ -152,8 +134,7 @@ struct NeUdpFlow::State final : detail::NeCompletionTarget {
     }
     if (phase == Phase::open && started && !read_pending && !reads_over) {
       read_pending = true;
-      ops->read(NeCompletion<NeDatagramBatch, NeFlowError>(boost::intrusive_ptr<detail::NeCompletionTarget>(this),
-                                                            &State::on_read));
+      ops->read(completion<NeDatagramBatch, NeFlowError>(&State::on_read));
     }
   }
 
@@ -167,8 +148,7 @@ struct NeUdpFlow::State final : detail::NeCompletionTarget {
     const std::size_t bytes = out_bytes;
     in_flight_bytes += bytes;
     counters.to_app += out.size();
-    ops->write(out, NeCompletion<NeFlowError>(boost::intrusive_ptr<detail::NeCompletionTarget>(this),
-                                              &State::on_written, bytes));
+    ops->write(out, completion<NeFlowError>(&State::on_written, bytes));
     out.clear();  // keeps its capacity: the next turn's batch allocates nothing
     out_bytes = 0;
   }
@@ -177,7 +157,7 @@ struct NeUdpFlow::State final : detail::NeCompletionTarget {
 NeUdpFlow::NeUdpFlow(std::shared_ptr<ReactorPort> port, relay::Relay& relay, std::unique_ptr<NeUdpFlowOps> ops,
                      std::size_t watermark)
     : s_(new State(std::move(port), relay, std::move(ops), watermark)) {
-  s_->ops->open(NeCompletion<NeFlowError>(boost::intrusive_ptr<detail::NeCompletionTarget>(s_.get()), &State::on_open));
+  s_->ops->open(s_->completion<NeFlowError>(&State::on_open));
 }
 
 NeUdpFlow::~NeUdpFlow() {

@@ -72,8 +72,11 @@ struct ProviderCore::Running {
     return true;
   }
 
-  const std::shared_ptr<ReactorPort>& next_port() {
-    return ports[next_shard.fetch_add(1, std::memory_order_relaxed) % ports.size()];
+  /// Runs `start(port)` on the next shard, round robin: where the flow will live.
+  template <typename Start>
+  void adopt(Start start) {
+    const auto& port = ports[next_shard.fetch_add(1, std::memory_order_relaxed) % ports.size()];
+    port->post([port, start = std::move(start)]() mutable { start(port); });
   }
 
   control::SystemClock clock;
@@ -261,7 +264,10 @@ void ProviderCore::teardown(std::unique_ptr<Running> r) {
   on_control([&] { r.reset(); });  // the control plane's timer and host die on their own thread
 }
 
-ProviderCore::Running* ProviderCore::decide(relay::FlowMeta& meta) {
+ProviderCore::Running* ProviderCore::decide(relay::FlowMeta& meta, relay::Proto proto) {
+  const bool tcp = proto == relay::Proto::tcp;
+  (tcp ? counters_.offered_tcp : counters_.offered_udp).fetch_add(1, std::memory_order_relaxed);
+  meta.proto = proto;
   Running* r = running_.get();
   auto epoch = r != nullptr && accepting_.load(std::memory_order_acquire) && !r->host.cancelling() ? r->host.applied()
                                                                                                   : nullptr;
@@ -281,41 +287,34 @@ ProviderCore::Running* ProviderCore::decide(relay::FlowMeta& meta) {
     counters_.over_cap.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
+  (tcp ? counters_.claimed_tcp : counters_.claimed_udp).fetch_add(1, std::memory_order_relaxed);
   return r;
 }
 
 bool ProviderCore::handle_new_tcp_flow(relay::FlowMeta meta, std::unique_ptr<NeTcpFlowOps> ops) {
   std::shared_lock lk(mu_);
-  counters_.offered_tcp.fetch_add(1, std::memory_order_relaxed);
-  meta.proto = relay::Proto::tcp;
-  Running* r = decide(meta);
+  Running* r = decide(meta, relay::Proto::tcp);
   if (r == nullptr) return false;
-  const std::size_t watermark = r->relay.options().flow_buffer_bytes;
-  auto port = r->next_port();
-  port->post([r, port, watermark, meta = std::move(meta), ops = std::move(ops)]() mutable {
-    auto& io = port->context();
-    r->relay.adopt(std::make_unique<NeTcpFlow>(port, std::move(ops), watermark), std::move(meta), io.get_executor());
+  r->adopt([r, meta = std::move(meta), ops = std::move(ops)](const std::shared_ptr<ReactorPort>& port) mutable {
+    const std::size_t watermark = r->relay.options().flow_buffer_bytes;
+    r->relay.adopt(std::make_unique<NeTcpFlow>(port, std::move(ops), watermark), std::move(meta),
+                   port->context().get_executor());
   });
-  counters_.claimed_tcp.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 bool ProviderCore::handle_new_udp_flow(relay::FlowMeta meta, std::unique_ptr<NeUdpFlowOps> ops) {
   std::shared_lock lk(mu_);
-  counters_.offered_udp.fetch_add(1, std::memory_order_relaxed);
-  meta.proto = relay::Proto::udp;
-  Running* r = decide(meta);
+  Running* r = decide(meta, relay::Proto::udp);
   if (r == nullptr) return false;
-  const std::size_t watermark = r->relay.options().flow_buffer_bytes;
-  auto port = r->next_port();
-  port->post([r, port, watermark, meta = std::move(meta), ops = std::move(ops)]() mutable {
-    auto& io = port->context();
+  r->adopt([r, meta = std::move(meta), ops = std::move(ops)](const std::shared_ptr<ReactorPort>& port) mutable {
+    const std::size_t watermark = r->relay.options().flow_buffer_bytes;
     auto flow = std::make_unique<NeUdpFlow>(port, r->relay, std::move(ops), watermark);
     NeUdpFlow* raw = flow.get();
     // The relay does not cap (the provider did): adopt always returns the association.
-    if (auto assoc = r->relay.adopt(std::move(flow), std::move(meta), io.get_executor())) raw->start(assoc, assoc->id());
+    if (auto assoc = r->relay.adopt(std::move(flow), std::move(meta), port->context().get_executor()))
+      raw->start(assoc, assoc->id());
   });
-  counters_.claimed_udp.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 

@@ -112,7 +112,7 @@ class ProviderCore {
  private:
   /// The verdict for an offered flow, with mu_ held shared: the Running that adopts it (a slot is
   /// reserved), or null for NO (counted; bypass verdicts recorded in the ledger).
-  Running* decide(relay::FlowMeta& meta);
+  Running* decide(relay::FlowMeta& meta, relay::Proto proto);
   void after_control_event();
   void arm_timer();
   void check_started();

@@ -4,6 +4,9 @@
 #include "extension/control/epoch_manager.hpp"
 #include "extension/control/reclaim_planner.hpp"
 #include "relay/flow_meta.hpp"
+#include "relay/relay.hpp"
+
+#include <spdlog/logger.h>
 
 #include <chrono>
 #include <cstddef>
@@ -51,5 +54,11 @@ class ProviderHost {
   /// under the running epoch. The host clears whatever bypass ledger it keeps.
   virtual void cancel_and_restart(HostCompletion done) = 0;
 };
+
+/// What every host's release() does once the drain grace is over: close each flow in the relay
+/// (its app reconnects and meets the new epoch's verdict), log it under `logger`, and say which had
+/// ended on their own already.
+HostResult release_flows(relay::Relay& relay, const std::vector<relay::FlowMeta>& flows, relay::EpochId epoch,
+                         spdlog::logger& logger);
 
 }  // namespace flowrelay::control

@@ -91,18 +91,8 @@ void LinuxHost::release(std::vector<relay::FlowMeta> flows, std::chrono::millise
   timer->async_wait([this, timer, flows = std::move(flows), done = std::move(done),
                      alive = std::weak_ptr<int>(alive_)](const boost::system::error_code&) {
     if (alive.expired()) return;
-    control::HostResult r;
-    const auto epoch = applied_epoch();
-    for (const auto& f : flows) {
-      if (relay_.release(f.id, "released: epoch " + std::to_string(epoch) + " bypasses it")) {
-        ++r.done;
-        ++counters_.released;
-        log()->info("flow {} epoch {}: released ({} {} -> {})", f.id, epoch, relay::to_string(f.proto),
-                    f.app.to_string(), f.dst.to_string());
-      } else {
-        r.failures.emplace_back(f.id, "ended before its release");
-      }
-    }
+    auto r = control::release_flows(relay_, flows, applied_epoch(), *log());
+    counters_.released += r.done;
     done(std::move(r));
     if (options_.after_completion) options_.after_completion();
   });

@@ -128,13 +128,96 @@ bool SimEnv::wait_all_given_back(std::chrono::milliseconds timeout) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SimFlow: what both flows share
+
+template <typename Payload>
+void SimFlow<Payload>::deliver_all(std::vector<std::function<void()>> fns) {
+  for (auto& fn : fns)
+    if (fn) env_->deliver(std::move(fn));
+}
+
+template <typename Payload>
+void SimFlow<Payload>::open(NeCompletion<NeFlowError> done) {
+  {
+    std::lock_guard lk(mu_);
+    if (open_called_) env_->violation(kind_ + " openWithLocalEndpoint: called twice");
+    open_called_ = true;
+  }
+  env_->deliver([self = self(), done] {
+    NeFlowError result;
+    {
+      std::lock_guard lk(self->mu_);
+      result = self->system_closed_ ? NeFlowError::aborted : self->open_result_;
+      self->opened_ = result == NeFlowError::none;
+    }
+    self->cv_.notify_all();
+    done(result);
+  });
+}
+
+template <typename Payload>
+void SimFlow<Payload>::read(ReadDone done, const char* selector) {
+  std::function<void()> fn;
+  {
+    std::lock_guard lk(mu_);
+    ++reads_;
+    if (read_outstanding_) {
+      env_->violation(kind_ + " " + selector + " while a read is pending");
+      fn = [done] { done(Payload{}, NeFlowError::read_already_pending); };
+    } else {
+      read_outstanding_ = true;
+      if (!system_closed_) {
+        if (!opened_) env_->violation(kind_ + " " + selector + " before the open completed");
+        if (read_closed_) env_->violation(kind_ + " " + selector + " after closeReadWithError:");
+        if (eof_delivered_) env_->violation(kind_ + " " + selector + " after EOF was delivered");
+      }
+      pending_read_ = std::move(done);
+      fn = next_read_locked();
+    }
+  }
+  if (fn) env_->deliver(std::move(fn));
+}
+
+template <typename Payload>
+std::function<void()> SimFlow<Payload>::finish_read(ReadDone done, std::shared_ptr<Payload> payload, NeFlowError e) {
+  return [self = self(), done, payload, e] {
+    {
+      std::lock_guard lk(self->mu_);
+      self->read_outstanding_ = false;
+    }
+    done(std::move(*payload), e);
+  };
+}
+
+template <typename Payload>
+std::function<void()> SimFlow<Payload>::close_read_locked(const char* selector) {
+  if (!system_closed_ && read_closed_) env_->violation(kind_ + " " + selector + " called twice");
+  read_closed_ = true;
+  if (!pending_read_) return nullptr;
+  auto done = std::move(*pending_read_);
+  pending_read_.reset();
+  return finish_read(std::move(done), std::make_shared<Payload>(), NeFlowError::aborted);
+}
+
+template <typename Payload>
+void SimFlow<Payload>::close_write_locked(const char* selector) {
+  if (!system_closed_ && write_closed_) env_->violation(kind_ + " " + selector + " called twice");
+  write_closed_ = true;
+}
+
+template class SimFlow<NeBytes>;
+template class SimFlow<NeDatagramBatch>;
+
+// ---------------------------------------------------------------------------------------------
 // SimTcp
 
 class SimTcpOps final : public NeTcpFlowOps {
  public:
   explicit SimTcpOps(std::shared_ptr<SimTcp> f) : f_(std::move(f)) {}
   void open(NeCompletion<NeFlowError> done) override { f_->open(std::move(done)); }
-  void read(NeCompletion<NeBytes, NeFlowError> done) override { f_->read(std::move(done)); }
+  void read(NeCompletion<NeBytes, NeFlowError> done) override {
+    f_->read(std::move(done), "readDataWithCompletionHandler:");
+  }
   void write(buffers::Buffer bytes, NeCompletion<NeFlowError> done) override {
     f_->write(std::move(bytes), std::move(done));
   }
@@ -145,70 +228,15 @@ class SimTcpOps final : public NeTcpFlowOps {
   std::shared_ptr<SimTcp> f_;
 };
 
-SimTcp::SimTcp(std::shared_ptr<SimEnv> env, Options options) : env_(std::move(env)), options_(options) {}
+SimTcp::SimTcp(std::shared_ptr<SimEnv> env, Options options)
+    : SimFlow(std::move(env), options.open_result, "TCP"), options_(options) {}
 
 std::unique_ptr<NeTcpFlowOps> SimTcp::ops() { return std::make_unique<SimTcpOps>(shared_from_this()); }
 
-void SimTcp::deliver_all(std::vector<std::function<void()>> fns) {
-  for (auto& fn : fns)
-    if (fn) env_->deliver(std::move(fn));
-}
-
-void SimTcp::open(NeCompletion<NeFlowError> done) {
-  {
-    std::lock_guard lk(mu_);
-    if (open_called_) env_->violation("openWithLocalEndpoint: called twice");
-    open_called_ = true;
-  }
-  auto self = shared_from_this();
-  env_->deliver([self, done] {
-    NeFlowError result;
-    {
-      std::lock_guard lk(self->mu_);
-      result = self->system_closed_ ? NeFlowError::aborted : self->options_.open_result;
-      self->opened_ = result == NeFlowError::none;
-    }
-    self->cv_.notify_all();
-    done(result);
-  });
-}
-
-void SimTcp::read(NeCompletion<NeBytes, NeFlowError> done) {
-  std::function<void()> fn;
-  {
-    std::lock_guard lk(mu_);
-    ++reads_;
-    if (read_outstanding_) {
-      env_->violation("readDataWithCompletionHandler: while a read is pending");
-      fn = [done] { done(NeBytes{}, NeFlowError::read_already_pending); };
-    } else {
-      read_outstanding_ = true;
-      if (!system_closed_) {
-        if (!opened_) env_->violation("readDataWithCompletionHandler: before the open completed");
-        if (read_closed_) env_->violation("readDataWithCompletionHandler: after closeReadWithError:");
-        if (eof_delivered_) env_->violation("readDataWithCompletionHandler: after EOF was delivered");
-      }
-      pending_read_ = std::move(done);
-      fn = next_read_locked();
-    }
-  }
-  if (fn) env_->deliver(std::move(fn));
-}
-
 std::function<void()> SimTcp::next_read_locked() {
   if (!pending_read_) return nullptr;
-  auto self = shared_from_this();
   auto done = std::move(*pending_read_);
-  // The read stays outstanding until its completion runs: only then may the next one come.
-  auto finish = [self, done](std::shared_ptr<NeBytes> bytes, NeFlowError e) -> std::function<void()> {
-    return [self, done, bytes, e] {
-      {
-        std::lock_guard lk(self->mu_);
-        self->read_outstanding_ = false;
-      }
-      done(std::move(*bytes), e);
-    };
-  };
+  auto finish = [&](std::shared_ptr<NeBytes> bytes, NeFlowError e) { return finish_read(done, std::move(bytes), e); };
   if (system_closed_ || app_reset_) {
     pending_read_.reset();
     return finish(std::make_shared<NeBytes>(), system_closed_ ? NeFlowError::aborted : NeFlowError::peer_reset);
@@ -289,20 +317,8 @@ void SimTcp::close_read(NeFlowError e) {
   std::function<void()> fn;
   {
     std::lock_guard lk(mu_);
-    if (!system_closed_ && read_closed_) env_->violation("closeReadWithError: called twice");
-    read_closed_ = true;
+    fn = close_read_locked("closeReadWithError:");
     if (e != NeFlowError::none) reset_seen_ = true;
-    if (pending_read_) {
-      auto done = std::move(*pending_read_);
-      pending_read_.reset();
-      fn = [self = shared_from_this(), done] {
-        {
-          std::lock_guard lk(self->mu_);
-          self->read_outstanding_ = false;
-        }
-        done(NeBytes{}, NeFlowError::aborted);
-      };
-    }
   }
   cv_.notify_all();
   if (fn) env_->deliver(std::move(fn));
@@ -311,8 +327,7 @@ void SimTcp::close_read(NeFlowError e) {
 void SimTcp::close_write(NeFlowError e) {
   {
     std::lock_guard lk(mu_);
-    if (!system_closed_ && write_closed_) env_->violation("closeWriteWithError: called twice");
-    write_closed_ = true;
+    close_write_locked("closeWriteWithError:");
     write_close_error_ = e;
     if (e != NeFlowError::none) reset_seen_ = true;
     received_digest_ = received_hash_.hex();
@@ -391,14 +406,8 @@ void SimTcp::system_close() {
 bool SimTcp::wait_received(std::size_t n, std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return received_bytes_ >= n; });
 }
-bool SimTcp::wait_closed(std::chrono::milliseconds timeout) {
-  return wait_until(mu_, cv_, timeout, [&] { return read_closed_ && write_closed_; });
-}
 bool SimTcp::wait_write_closed(std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return write_closed_; });
-}
-bool SimTcp::wait_opened(std::chrono::milliseconds timeout) {
-  return wait_until(mu_, cv_, timeout, [&] { return opened_; });
 }
 bool SimTcp::wait_stream_sent(std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return stream_left_ == 0 && !stream_digest_.empty(); });
@@ -449,14 +458,6 @@ bool SimTcp::reset_seen() const {
   std::lock_guard lk(mu_);
   return reset_seen_;
 }
-bool SimTcp::read_closed() const {
-  std::lock_guard lk(mu_);
-  return read_closed_;
-}
-bool SimTcp::write_closed() const {
-  std::lock_guard lk(mu_);
-  return write_closed_;
-}
 NeFlowError SimTcp::write_close_error() const {
   std::lock_guard lk(mu_);
   return write_close_error_;
@@ -468,10 +469,6 @@ std::size_t SimTcp::max_in_flight() const {
 std::size_t SimTcp::in_flight() const {
   std::lock_guard lk(mu_);
   return in_flight_;
-}
-std::size_t SimTcp::reads() const {
-  std::lock_guard lk(mu_);
-  return reads_;
 }
 std::size_t SimTcp::writes() const {
   std::lock_guard lk(mu_);
@@ -497,7 +494,9 @@ class SimUdpOps final : public NeUdpFlowOps {
  public:
   explicit SimUdpOps(std::shared_ptr<SimUdp> f) : f_(std::move(f)) {}
   void open(NeCompletion<NeFlowError> done) override { f_->open(std::move(done)); }
-  void read(NeCompletion<NeDatagramBatch, NeFlowError> done) override { f_->read(std::move(done)); }
+  void read(NeCompletion<NeDatagramBatch, NeFlowError> done) override {
+    f_->read(std::move(done), "readDatagramsWithCompletionHandler:");
+  }
   void write(std::span<const relay::Datagram> datagrams, NeCompletion<NeFlowError> done) override {
     f_->write(datagrams, std::move(done));
   }
@@ -508,64 +507,17 @@ class SimUdpOps final : public NeUdpFlowOps {
   std::shared_ptr<SimUdp> f_;
 };
 
-SimUdp::SimUdp(std::shared_ptr<SimEnv> env, Options options) : env_(std::move(env)), options_(options) {}
+SimUdp::SimUdp(std::shared_ptr<SimEnv> env, Options options)
+    : SimFlow(std::move(env), options.open_result, "UDP"), options_(options) {}
 
 std::unique_ptr<NeUdpFlowOps> SimUdp::ops() { return std::make_unique<SimUdpOps>(shared_from_this()); }
 
-void SimUdp::open(NeCompletion<NeFlowError> done) {
-  {
-    std::lock_guard lk(mu_);
-    if (open_called_) env_->violation("UDP openWithLocalEndpoint: called twice");
-    open_called_ = true;
-  }
-  auto self = shared_from_this();
-  env_->deliver([self, done] {
-    NeFlowError result;
-    {
-      std::lock_guard lk(self->mu_);
-      result = self->system_closed_ ? NeFlowError::aborted : self->options_.open_result;
-      self->opened_ = result == NeFlowError::none;
-    }
-    self->cv_.notify_all();
-    done(result);
-  });
-}
-
-void SimUdp::read(NeCompletion<NeDatagramBatch, NeFlowError> done) {
-  std::function<void()> fn;
-  {
-    std::lock_guard lk(mu_);
-    ++reads_;
-    if (read_outstanding_) {
-      env_->violation("readDatagramsWithCompletionHandler: while a read is pending");
-      fn = [done] { done(std::nullopt, NeFlowError::read_already_pending); };
-    } else {
-      read_outstanding_ = true;
-      if (!system_closed_) {
-        if (!opened_) env_->violation("readDatagramsWithCompletionHandler: before the open completed");
-        if (read_closed_) env_->violation("readDatagramsWithCompletionHandler: after closeReadWithError:");
-        if (eof_delivered_) env_->violation("readDatagramsWithCompletionHandler: after EOF (empty arrays)");
-      }
-      pending_read_ = std::move(done);
-      fn = next_read_locked();
-    }
-  }
-  if (fn) env_->deliver(std::move(fn));
-}
-
 std::function<void()> SimUdp::next_read_locked() {
   if (!pending_read_) return nullptr;
-  auto self = shared_from_this();
   auto done = std::move(*pending_read_);
   pending_read_.reset();
-  auto finish = [self, done](std::shared_ptr<NeDatagramBatch> batch, NeFlowError e) -> std::function<void()> {
-    return [self, done, batch, e] {
-      {
-        std::lock_guard lk(self->mu_);
-        self->read_outstanding_ = false;
-      }
-      done(std::move(*batch), e);
-    };
+  auto finish = [&](std::shared_ptr<NeDatagramBatch> batch, NeFlowError e) {
+    return finish_read(done, std::move(batch), e);
   };
   if (system_closed_) return finish(std::make_shared<NeDatagramBatch>(), NeFlowError::aborted);
   if (!app_out_.empty()) {
@@ -619,19 +571,7 @@ void SimUdp::close_read(NeFlowError) {
   std::function<void()> fn;
   {
     std::lock_guard lk(mu_);
-    if (!system_closed_ && read_closed_) env_->violation("UDP closeReadWithError: called twice");
-    read_closed_ = true;
-    if (pending_read_) {
-      auto done = std::move(*pending_read_);
-      pending_read_.reset();
-      fn = [self = shared_from_this(), done] {
-        {
-          std::lock_guard lk(self->mu_);
-          self->read_outstanding_ = false;
-        }
-        done(std::nullopt, NeFlowError::aborted);
-      };
-    }
+    fn = close_read_locked("closeReadWithError:");
   }
   cv_.notify_all();
   if (fn) env_->deliver(std::move(fn));
@@ -640,8 +580,7 @@ void SimUdp::close_read(NeFlowError) {
 void SimUdp::close_write(NeFlowError) {
   {
     std::lock_guard lk(mu_);
-    if (!system_closed_ && write_closed_) env_->violation("UDP closeWriteWithError: called twice");
-    write_closed_ = true;
+    close_write_locked("closeWriteWithError:");
   }
   cv_.notify_all();
 }
@@ -693,12 +632,6 @@ void SimUdp::release_writes() {
 bool SimUdp::wait_replies(std::size_t n, std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return replies_.size() >= n; });
 }
-bool SimUdp::wait_closed(std::chrono::milliseconds timeout) {
-  return wait_until(mu_, cv_, timeout, [&] { return read_closed_ && write_closed_; });
-}
-bool SimUdp::wait_opened(std::chrono::milliseconds timeout) {
-  return wait_until(mu_, cv_, timeout, [&] { return opened_; });
-}
 bool SimUdp::wait_in_flight_writes(std::size_t n, std::chrono::milliseconds timeout) {
   return wait_until(mu_, cv_, timeout, [&] { return stalled_.size() >= n; });
 }
@@ -720,10 +653,6 @@ bool SimUdp::closed() const {
 std::size_t SimUdp::nil_delivered() const {
   std::lock_guard lk(mu_);
   return nil_delivered_;
-}
-std::size_t SimUdp::reads() const {
-  std::lock_guard lk(mu_);
-  return reads_;
 }
 bool SimUdp::replies_were_chunks() const {
   std::lock_guard lk(mu_);

@@ -110,8 +110,64 @@ bool wait_until(std::mutex& mu, std::condition_variable& cv, std::chrono::millis
   return cv.wait_for(lk, timeout, pred);
 }
 
+/// What both simulated flows share: the open, the one-read-outstanding rule, the half-close rule,
+/// and the state the app side waits on. `Payload` is what a read hands over.
+template <typename Payload>
+class SimFlow {
+ public:
+  bool wait_opened(std::chrono::milliseconds timeout = 10s) {
+    return wait_until(mu_, cv_, timeout, [&] { return opened_; });
+  }
+  bool wait_closed(std::chrono::milliseconds timeout = 10s) {  // both sides closed by the provider
+    return wait_until(mu_, cv_, timeout, [&] { return read_closed_ && write_closed_; });
+  }
+  bool read_closed() const {
+    std::lock_guard lk(mu_);
+    return read_closed_;
+  }
+  bool write_closed() const {
+    std::lock_guard lk(mu_);
+    return write_closed_;
+  }
+  std::size_t reads() const {
+    std::lock_guard lk(mu_);
+    return reads_;
+  }
+
+ protected:
+  using ReadDone = NeCompletion<Payload, NeFlowError>;
+  SimFlow(std::shared_ptr<SimEnv> env, NeFlowError open_result, std::string kind)
+      : env_(std::move(env)), open_result_(open_result), kind_(std::move(kind)) {}
+  virtual ~SimFlow() = default;
+  /// The derived flow, kept alive by a delivery.
+  virtual std::shared_ptr<SimFlow> self() = 0;
+  /// What the pending read hands over now, if anything (mu_ held): a delivery to run after
+  /// unlocking, or null to keep the read pending.
+  virtual std::function<void()> next_read_locked() = 0;
+
+  void open(NeCompletion<NeFlowError> done);
+  void read(ReadDone done, const char* selector);
+  /// A delivery completing the outstanding read; only once it ran may the next read come.
+  std::function<void()> finish_read(ReadDone done, std::shared_ptr<Payload> payload, NeFlowError e);
+  /// close_read()'s bookkeeping (mu_ held): a pending read completes with an error.
+  std::function<void()> close_read_locked(const char* selector);
+  void close_write_locked(const char* selector);
+  void deliver_all(std::vector<std::function<void()>> fns);
+
+  std::shared_ptr<SimEnv> env_;
+  NeFlowError open_result_;
+  std::string kind_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_called_ = false, opened_ = false, read_closed_ = false, write_closed_ = false;
+  bool eof_delivered_ = false, system_closed_ = false;
+  bool read_outstanding_ = false;  // from read() until its completion has run
+  std::optional<ReadDone> pending_read_;
+  std::size_t reads_ = 0;
+};
+
 /// One simulated NEAppProxyTCPFlow and the app socket behind it.
-class SimTcp : public std::enable_shared_from_this<SimTcp> {
+class SimTcp : public SimFlow<NeBytes>, public std::enable_shared_from_this<SimTcp> {
  public:
   struct Options {
     NeFlowError open_result = NeFlowError::none;
@@ -137,9 +193,7 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
   void system_close();
 
   bool wait_received(std::size_t n, std::chrono::milliseconds timeout = 10s);
-  bool wait_closed(std::chrono::milliseconds timeout = 10s);  // both sides closed by the provider
   bool wait_write_closed(std::chrono::milliseconds timeout = 10s);
-  bool wait_opened(std::chrono::milliseconds timeout = 10s);
   bool wait_stream_sent(std::chrono::milliseconds timeout = 60s);
   bool wait_in_flight_at_least(std::size_t n, std::chrono::milliseconds timeout = 10s);
   /// The next line the app received (without its newline), waiting for it; nullopt when the flow
@@ -154,12 +208,9 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
   std::string sent_hash() const;
   bool eof_seen() const;    // closeWrite with no error: the app read EOF
   bool reset_seen() const;  // a close with an error: the app saw a reset
-  bool read_closed() const;
-  bool write_closed() const;
   NeFlowError write_close_error() const;
   std::size_t max_in_flight() const;
   std::size_t in_flight() const;
-  std::size_t reads() const;
   std::size_t writes() const;
   /// Data pointers of the first reads handed out / writes received, and whether every written
   /// buffer was a pool chunk (never a copy into foreign memory).
@@ -169,29 +220,18 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
 
  private:
   friend class SimTcpOps;
-  void open(NeCompletion<NeFlowError> done);
-  void read(NeCompletion<NeBytes, NeFlowError> done);
+  std::shared_ptr<SimFlow> self() override { return shared_from_this(); }
+  std::function<void()> next_read_locked() override;
   void write(buffers::Buffer bytes, NeCompletion<NeFlowError> done);
   void close_read(NeFlowError e);
   void close_write(NeFlowError e);
-  // Hands out the next read if one is pending and there is something to say; mu_ held. Returns
-  // the delivery to run after unlocking.
-  std::function<void()> next_read_locked();
-  void deliver_all(std::vector<std::function<void()>> fns);
 
-  std::shared_ptr<SimEnv> env_;
   Options options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
 
   // provider side
-  bool open_called_ = false, opened_ = false, read_closed_ = false, write_closed_ = false;
-  bool eof_delivered_ = false, system_closed_ = false;
-  bool read_outstanding_ = false;  // from read() until its completion has run
-  std::optional<NeCompletion<NeBytes, NeFlowError>> pending_read_;
   NeFlowError write_close_error_ = NeFlowError::none;
   bool reset_seen_ = false;
-  std::size_t reads_ = 0, writes_ = 0;
+  std::size_t writes_ = 0;
 
   // app -> provider
   std::deque<std::string> app_out_;
@@ -216,7 +256,7 @@ class SimTcp : public std::enable_shared_from_this<SimTcp> {
 };
 
 /// One simulated NEAppProxyUDPFlow and the app socket behind it.
-class SimUdp : public std::enable_shared_from_this<SimUdp> {
+class SimUdp : public SimFlow<NeDatagramBatch>, public std::enable_shared_from_this<SimUdp> {
  public:
   struct Options {
     NeFlowError open_result = NeFlowError::none;
@@ -239,38 +279,28 @@ class SimUdp : public std::enable_shared_from_this<SimUdp> {
   void release_writes();
 
   bool wait_replies(std::size_t n, std::chrono::milliseconds timeout = 10s);
-  bool wait_closed(std::chrono::milliseconds timeout = 10s);
-  bool wait_opened(std::chrono::milliseconds timeout = 10s);
   bool wait_in_flight_writes(std::size_t n, std::chrono::milliseconds timeout = 10s);
   std::vector<Reply> replies() const;
   /// Waits for the n-th reply; nullopt when the flow was closed first, or on timeout.
   std::optional<Reply> wait_reply(std::size_t n, std::chrono::milliseconds timeout = 10s);
   bool closed() const;  // both sides closed by the provider
   std::size_t nil_delivered() const;
-  std::size_t reads() const;
   std::size_t stalled_writes() const;
   bool replies_were_chunks() const;  // every reply NE got viewed a pool chunk (no copy)
 
  private:
   friend class SimUdpOps;
-  void open(NeCompletion<NeFlowError> done);
-  void read(NeCompletion<NeDatagramBatch, NeFlowError> done);
+  std::shared_ptr<SimFlow> self() override { return shared_from_this(); }
+  std::function<void()> next_read_locked() override;
   void write(std::span<const relay::Datagram> datagrams, NeCompletion<NeFlowError> done);
   void close_read(NeFlowError e);
   void close_write(NeFlowError e);
-  std::function<void()> next_read_locked();
 
-  std::shared_ptr<SimEnv> env_;
   Options options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_called_ = false, opened_ = false, read_closed_ = false, write_closed_ = false;
-  bool eof_delivered_ = false, system_closed_ = false, app_closed_ = false;
-  bool read_outstanding_ = false;
-  std::optional<NeCompletion<NeDatagramBatch, NeFlowError>> pending_read_;
+  bool app_closed_ = false;
   std::deque<std::pair<std::string, relay::Endpoint>> app_out_;
   std::vector<Reply> replies_;
-  std::size_t nil_delivered_ = 0, reads_ = 0;
+  std::size_t nil_delivered_ = 0;
   bool replies_were_chunks_ = true;
   std::vector<std::function<void()>> stalled_;
 };

@@ -52,10 +52,9 @@ TEST_P(NeTcpFlowTest, ReadsHandTheAppsBytesToTheRelayWithoutCopying) {
 TEST_P(NeTcpFlowTest, WritesHandPoolChunksToNEWithoutCopying) {
   auto sim = std::make_shared<SimTcp>(env);
   driver.open(sim->ops());
-  ASSERT_TRUE(sim->wait_opened());
+  ASSERT_EQ(driver.when_writable().get(), boost::system::error_code());
   auto [chain, pointers] = driver.chunks(40 * 1024, 'x');
   ASSERT_EQ(pointers.size(), 3u);
-  ASSERT_TRUE(driver.when_writable().get() == boost::system::error_code());
   auto w = driver.write(chain);
   EXPECT_EQ(w.bytes, 40u * 1024);
   EXPECT_FALSE(w.would_block);
@@ -110,7 +109,7 @@ TEST_P(NeTcpFlowTest, BytesInFlightNeverPassTheWatermark) {
   auto sim = std::make_shared<SimTcp>(env, SimTcp::Options{.stall_writes = true});
   constexpr std::size_t kWatermark = 60000;  // not a multiple of the 16 KiB chunks
   driver.open(sim->ops(), kWatermark);
-  ASSERT_TRUE(sim->wait_opened());
+  ASSERT_EQ(driver.when_writable().get(), boost::system::error_code());  // open, as the flow sees it
   auto [chain, pointers] = driver.chunks(200 * 1024, 'w');
   auto w = driver.write(chain);
   EXPECT_EQ(w.bytes, kWatermark);  // exactly up to the mark: the last chunk is sliced, not copied
@@ -132,7 +131,7 @@ TEST_P(NeTcpFlowTest, BytesInFlightNeverPassTheWatermark) {
 TEST_P(NeTcpFlowTest, AHalfCloseWaitsForTheWritesInFlight) {
   auto sim = std::make_shared<SimTcp>(env, SimTcp::Options{.stall_writes = true});
   driver.open(sim->ops());
-  ASSERT_TRUE(sim->wait_opened());
+  ASSERT_EQ(driver.when_writable().get(), boost::system::error_code());
   auto [chain, pointers] = driver.chunks(1000, 'h');
   EXPECT_EQ(driver.write(chain).bytes, 1000u);
   driver.shutdown_write();
@@ -182,8 +181,9 @@ TEST_P(NeTcpFlowTest, CompletionsAfterTheFlowIsGoneGiveTheirBytesBack) {
   auto late = std::make_shared<SimEnv>(Delivery::late, 20ms);
   auto sim = std::make_shared<SimTcp>(late);
   driver.open(sim->ops());
-  ASSERT_TRUE(sim->wait_opened());
-  sim->app_send(std::string(1000, 'q'));  // its read completion is on its way...
+  ASSERT_EQ(driver.when_writable().get(), boost::system::error_code());  // open, and its first read issued
+  ASSERT_EQ(sim->reads(), 1u);
+  sim->app_send(std::string(1000, 'q'));  // that read's completion is on its way...
   driver.destroy();                       // ...when the flow goes
   ASSERT_TRUE(sim->wait_closed());
   EXPECT_TRUE(late->wait_all_given_back());
