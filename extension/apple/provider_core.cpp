@@ -72,6 +72,19 @@ struct ProviderCore::Running {
     return true;
   }
 
+  /// Returns once every shard has run what was posted to it before: flows answered YES just before
+  /// the door shut are in the relay then, where a drain sees them.
+  void settle() {
+    if (!reactor->running()) return;
+    std::vector<std::future<void>> turns;
+    for (const auto& port : ports) {
+      auto turn = std::make_shared<std::promise<void>>();
+      turns.push_back(turn->get_future());
+      if (!port->post([turn] { turn->set_value(); })) turn->set_value();
+    }
+    for (auto& t : turns) t.wait();
+  }
+
   /// Runs `start(port)` on the next shard, round robin: where the flow will live.
   template <typename Start>
   void adopt(Start start) {
@@ -238,6 +251,7 @@ void ProviderCore::stop() {
   auto drain = std::min(epoch ? std::chrono::milliseconds(epoch->config->reclaim.drain) : options_.max_stop_drain,
                         options_.max_stop_drain);
   if (r->host.cancelling()) drain = std::chrono::milliseconds(0);
+  r->settle();  // no new flow can come (running_ is gone); the last ones land before the drain
   r->relay.drain(std::chrono::steady_clock::now() + drain);
   const auto c = r->relay.counters();
   logger()->info("provider stopped: {} flows relayed, {} released, {} dial failures", c.adopted, c.released,
