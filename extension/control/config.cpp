@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <initializer_list>
 #include <limits>
@@ -516,7 +517,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
 
   if (auto* v = root.if_contains("linux")) {
     const auto& o = as_object(*v, "linux");
-    check_keys(o, "linux", {"tproxy_port", "fwmark", "route_table", "bypass_mark"});
+    check_keys(o, "linux", {"tproxy_port", "fwmark", "route_table", "bypass_mark", "run_as"});
     auto& l = cfg.linux_settings;
     if (auto* x = o.if_contains("tproxy_port")) {
       auto port = as_integer(*x, "linux.tproxy_port");
@@ -534,6 +535,14 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
     }
     if (auto* x = o.if_contains("bypass_mark"))
       l.bypass_mark = static_cast<std::uint32_t>(as_ranged(*x, "linux.bypass_mark", 1, 0xFFFFFFFFLL));
+    if (auto* x = o.if_contains("run_as")) {
+      l.run_as = as_string(*x, "linux.run_as");
+      const bool name_ok = !l.run_as.empty() && l.run_as.size() <= 32 && l.run_as.front() != '-' &&
+                           std::all_of(l.run_as.begin(), l.run_as.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+                           });
+      if (!name_ok) fail("linux.run_as", "\"" + l.run_as + "\" is not a user name (letters, digits, _ - ., at most 32)");
+    }
     if (l.bypass_mark == l.fwmark) {
       // Name the key the user wrote: the clash may be with a default.
       const bool set_bypass = o.contains("bypass_mark");

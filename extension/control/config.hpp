@@ -80,6 +80,9 @@ struct LinuxSettings {
   std::uint32_t fwmark = 1;
   std::uint32_t route_table = 100;
   std::uint32_t bypass_mark = 255;
+  /// After setup the daemon runs as this user (keeping its three network capabilities); empty:
+  /// stays uid 0, with the same three capabilities and no others.
+  std::string run_as;
 };
 
 /// The `apple` section: which flows the provider asks the system to offer to handleNewFlow:.

@@ -1,5 +1,7 @@
 #include "extension/linux/control_socket.hpp"
 
+#include "relay/accept_loop.hpp"
+
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
@@ -43,8 +45,8 @@ int connect_unix(const std::string& path) {
 
 }  // namespace
 
-ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
+ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler, ControlServerLimits limits)
+    : path_(std::move(path)), handler_(std::move(handler)), limits_(limits), acceptor_(io), backoff_(io) {
   struct stat st{};
   if (::lstat(path_.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
@@ -83,21 +85,64 @@ void ControlServer::close() {
 void ControlServer::accept() {
   acceptor_.async_accept([this](error_code ec, stream_protocol::socket s) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      auto sock = std::make_shared<stream_protocol::socket>(std::move(s));
-      auto buf = std::make_shared<asio::streambuf>(4096);
-      asio::async_read_until(*sock, *buf, '\n', [this, sock, buf](error_code rec, std::size_t n) {
-        if (rec && rec != asio::error::eof) return;
-        std::string line(asio::buffers_begin(buf->data()), asio::buffers_begin(buf->data()) + n);
-        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-        auto answer = std::make_shared<std::string>(handler_(line));
-        asio::async_write(*sock, asio::buffer(*answer), [sock, answer](error_code, std::size_t) {
-          error_code ignored;
-          sock->shutdown(stream_protocol::socket::shutdown_both, ignored);
-        });
+    if (relay::out_of_descriptors(ec)) {
+      relay::log_accept_pause(ec);
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      backoff_.async_wait([this](error_code bec) {
+        if (!bec && acceptor_.is_open()) accept();
       });
+      return;
     }
+    if (!ec) serve(std::move(s));
     accept();
+  });
+}
+
+namespace {
+
+/// One client: its request line (bounded), a deadline for it, then the answer.
+struct Connection {
+  Connection(stream_protocol::socket s, std::size_t max_request, std::shared_ptr<std::size_t> open)
+      : socket(std::move(s)), buf(max_request), deadline(socket.get_executor()), open(std::move(open)) {
+    ++*this->open;
+  }
+  ~Connection() { --*open; }
+  stream_protocol::socket socket;
+  asio::streambuf buf;
+  asio::steady_timer deadline;
+  std::shared_ptr<std::size_t> open;
+  std::string answer;
+
+  /// Closes the connection unless it ends within `d`: a silent client, or one that never reads
+  /// its answer, cannot hold it.
+  static void expire_after(const std::shared_ptr<Connection>& c, std::chrono::milliseconds d) {
+    c->deadline.expires_after(d);
+    c->deadline.async_wait([w = std::weak_ptr<Connection>(c)](error_code ec) {
+      if (ec) return;
+      if (auto conn = w.lock()) {
+        error_code ignored;
+        conn->socket.close(ignored);  // the pending read or write fails, and the connection ends
+      }
+    });
+  }
+};
+
+}  // namespace
+
+void ControlServer::serve(stream_protocol::socket socket) {
+  if (*open_ >= limits_.max_connections) return;  // closed as it goes out of scope
+  auto c = std::make_shared<Connection>(std::move(socket), limits_.max_request, open_);
+  Connection::expire_after(c, limits_.read_timeout);
+  asio::async_read_until(c->socket, c->buf, '\n', [this, c](error_code rec, std::size_t n) {
+    if (rec && rec != asio::error::eof) return;  // too long (not_found), timed out, or gone
+    Connection::expire_after(c, limits_.write_timeout);
+    std::string line(asio::buffers_begin(c->buf.data()), asio::buffers_begin(c->buf.data()) + n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    c->answer = handler_(line);
+    asio::async_write(c->socket, asio::buffer(c->answer), [c](error_code, std::size_t) {
+      error_code ignored;
+      c->socket.shutdown(stream_protocol::socket::shutdown_both, ignored);
+    });
   });
 }
 

@@ -6,6 +6,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -14,14 +17,23 @@
 
 namespace flowrelay::linux_host {
 
-/// Serves commands on the io_context given (the control thread): the handler runs there.
+struct ControlServerLimits {
+  std::size_t max_request = 4096;                     // a longer line: closed unanswered
+  std::chrono::milliseconds read_timeout{2000};       // a client that says nothing by then: closed
+  std::chrono::milliseconds write_timeout{10000};     // one that does not take its answer by then: closed
+  std::size_t max_connections = 32;                   // more at once: the newest are closed at once
+};
+
+/// Serves commands on the io_context given (the control thread): the handler runs there. A
+/// client cannot hold the daemon: requests are bounded in size and time, connections in number,
+/// and accepting pauses (100 ms) instead of spinning when the process is out of descriptors.
 class ControlServer {
  public:
   using Handler = std::function<std::string(std::string_view command)>;
 
   /// Binds `path` (replacing a stale socket file nobody answers on; refusing one a live daemon
   /// answers on) with mode 0600. Throws std::system_error naming the path.
-  ControlServer(boost::asio::io_context& io, std::string path, Handler handler);
+  ControlServer(boost::asio::io_context& io, std::string path, Handler handler, ControlServerLimits limits = {});
   ~ControlServer();  // closes and unlinks
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -31,9 +43,14 @@ class ControlServer {
 
  private:
   void accept();
+  void serve(boost::asio::local::stream_protocol::socket socket);
+
   std::string path_;
   Handler handler_;
+  ControlServerLimits limits_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer backoff_;
+  std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);  // connections being served
   bool bound_ = false;
 };
 

@@ -52,10 +52,10 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
     const auto& want = epoch->config->linux_settings;
     const auto& have = options_.linux_settings;
     if (want.tproxy_port != have.tproxy_port || want.fwmark != have.fwmark || want.bypass_mark != have.bypass_mark ||
-        want.route_table != have.route_table)
+        want.route_table != have.route_table || want.run_as != have.run_as)
       log()->warn("epoch {}: changes to the linux section take effect on the next start; keeping port {}, fwmark {}, "
-                  "bypass mark {}, table {}",
-                  epoch->id, have.tproxy_port, have.fwmark, have.bypass_mark, have.route_table);
+                  "bypass mark {}, table {}, run_as \"{}\"",
+                  epoch->id, have.tproxy_port, have.fwmark, have.bypass_mark, have.route_table, have.run_as);
     spec.tproxy_port = have.tproxy_port;
     spec.fwmark = have.fwmark;
     spec.bypass_mark = have.bypass_mark;

@@ -21,7 +21,9 @@
 
 #include <fcntl.h>
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <map>
 #include <system_error>
 #include <utility>
@@ -32,6 +34,26 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using boost::system::error_code;
+
+/// The accept and datagram loops still running: stop() returns once there are none, so no
+/// loop touches an acceptor or socket the source is about to free.
+struct TproxySource::Loops {
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
+  void started() {
+    std::lock_guard lk(mu);
+    ++running;
+  }
+  void ended() {
+    std::lock_guard lk(mu);
+    if (--running == 0) cv.notify_all();
+  }
+  void wait() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return running == 0; });
+  }
+};
 
 struct TproxySource::Stats {
   std::atomic<std::uint64_t> tcp_accepted{0};
@@ -126,7 +148,8 @@ void adopt_diverted(tcp::socket socket, const tcp::endpoint& remote, relay::Rela
 }
 
 /// The app's later datagrams of one flow, which TPROXY delivers to its reply socket.
-asio::awaitable<void> reply_loop(std::shared_ptr<UdpAssocState> s, TproxySource::Stats& stats) {
+asio::awaitable<void> reply_loop(std::shared_ptr<UdpAssocState> s, std::shared_ptr<TproxySource::Stats> stats_ptr) {
+  auto& stats = *stats_ptr;  // the association outlives the source: so do the counters it bumps
   for (;;) {
     auto [ec] = co_await s->reply.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec || s->closed) co_return;
@@ -165,7 +188,8 @@ struct TproxySource::UdpShard {
 namespace {
 
 asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay& relay,
-                                    const TproxySourceOptions& options, TproxySource::Stats& stats) {
+                                    const TproxySourceOptions& options, std::shared_ptr<TproxySource::Stats> stats_ptr) {
+  auto& stats = *stats_ptr;
   auto ex = co_await asio::this_coro::executor;
   udp::socket& socket = shard.socket;
   for (;;) {
@@ -208,8 +232,12 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
         auto state = std::make_shared<UdpAssocState>(shard.io, key, shard.table);
         const auto proto = d->original_dst.address.is_v4() ? udp::v4() : udp::v6();
         error_code aec;
-        state->reply.assign(proto, fd.release(), aec);
-        if (aec) continue;
+        state->reply.assign(proto, fd.get(), aec);
+        if (aec) {  // the descriptor stays with `fd`, which closes it
+          stats.udp_reply_socket_failed.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        (void)fd.release();
         state->reply.non_blocking(true, aec);
         relay::FlowMeta meta;
         meta.proto = relay::Proto::udp;
@@ -226,7 +254,7 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
         state->assoc = std::move(assoc);
         stats.udp_associations.fetch_add(1, std::memory_order_relaxed);
         it = shard.table->emplace(key, state).first;
-        asio::co_spawn(ex, reply_loop(state, stats), asio::detached);
+        asio::co_spawn(ex, reply_loop(state, stats_ptr), asio::detached);
       }
       if (auto a = it->second->assoc) a->from_app(relay::Datagram{std::move(chunk), key.second});
     }
@@ -236,7 +264,11 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
 }  // namespace
 
 TproxySource::TproxySource(relay::Reactor& reactor, relay::Relay& relay, TproxySourceOptions options)
-    : reactor_(reactor), relay_(relay), options_(std::move(options)), stats_(std::make_shared<Stats>()) {}
+    : reactor_(reactor),
+      relay_(relay),
+      options_(std::move(options)),
+      stats_(std::make_shared<Stats>()),
+      loops_(std::make_shared<Loops>()) {}
 
 TproxySource::~TproxySource() { stop(); }
 
@@ -272,14 +304,20 @@ void TproxySource::start() {
     udp_.push_back(std::move(u));
     if (f.v6) ipv6_active_ = true;
   }
-  for (auto& s : tcp_)
+  auto ended = [loops = loops_](const std::exception_ptr&) { loops->ended(); };
+  for (auto& s : tcp_) {
+    loops_->started();
     asio::co_spawn(s->acceptor.get_executor(),
                    relay::accept_loop(s->acceptor,
                                       [this](tcp::socket socket, const tcp::endpoint& remote) {
                                         adopt_diverted(std::move(socket), remote, relay_, options_, *stats_);
                                       }),
-                   asio::detached);
-  for (auto& s : udp_) asio::co_spawn(s->io, datagram_loop(*s, relay_, options_, *stats_), asio::detached);
+                   ended);
+  }
+  for (auto& s : udp_) {
+    loops_->started();
+    asio::co_spawn(s->io, datagram_loop(*s, relay_, options_, stats_), ended);
+  }
   log()->info("claiming through TPROXY on 127.0.0.1:{}{} ({} threads)", options_.port,
               ipv6_active_ ? " and [::1]" : "", reactor_.size());
 }
@@ -304,6 +342,8 @@ void TproxySource::stop() {
     });
     done.get_future().wait();
   }
+  // Each closed socket's pending wait completes on its shard's next turn and its loop returns.
+  loops_->wait();
 }
 
 TproxySourceCounters TproxySource::counters() const {

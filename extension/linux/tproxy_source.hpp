@@ -60,6 +60,7 @@ class TproxySource {
 
   // Private machinery, named here so the loops in the .cpp can take them.
   struct Stats;
+  struct Loops;
   struct TcpShard;
   struct UdpShard;
 
@@ -68,6 +69,7 @@ class TproxySource {
   relay::Relay& relay_;
   TproxySourceOptions options_;
   std::shared_ptr<Stats> stats_;
+  std::shared_ptr<Loops> loops_;
   std::vector<std::unique_ptr<TcpShard>> tcp_;
   std::vector<std::unique_ptr<UdpShard>> udp_;
   bool ipv6_active_ = false;

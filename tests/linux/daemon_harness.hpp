@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -89,7 +90,9 @@ inline std::string config_text(const std::string& policy, std::vector<int> tcp_p
 /// `flowrelay run` in the app namespace (forked, setns, exec).
 class Daemon {
  public:
-  Daemon(const Netns& ns, std::string config, std::string socket, std::string log, std::vector<std::string> extra = {})
+  /// `nofile_soft` > 0 starts the daemon with that soft open-files limit (the hard one unchanged).
+  Daemon(const Netns& ns, std::string config, std::string socket, std::string log, std::vector<std::string> extra = {},
+         rlim_t nofile_soft = 0)
       : socket_(std::move(socket)), log_(std::move(log)) {
     std::vector<std::string> args = {FLOWRELAY_BIN, "--log-level", ::getenv("FLOWRELAY_TEST_LOG") ? ::getenv("FLOWRELAY_TEST_LOG") : "info", "run", "--config", config};
     for (auto& a : extra) args.push_back(a);
@@ -101,6 +104,12 @@ class Daemon {
     pid_ = ::fork();
     if (pid_ == 0) {
       if (::setns(ns_fd, CLONE_NEWNET) != 0) ::_exit(120);
+      if (nofile_soft > 0) {
+        rlimit r{};
+        ::getrlimit(RLIMIT_NOFILE, &r);
+        r.rlim_cur = nofile_soft;
+        if (::setrlimit(RLIMIT_NOFILE, &r) != 0) ::_exit(122);
+      }
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
       ::execv(argv[0], argv.data());
@@ -168,6 +177,7 @@ class Daemon {
     return e.as_object().at("current").to_number<std::int64_t>();
   }
   std::string log() const { return read_text(log_); }
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
