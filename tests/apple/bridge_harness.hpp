@@ -5,6 +5,7 @@
 #include "extension/apple/ne_tcp_flow.hpp"
 #include "extension/apple/reactor_port.hpp"
 #include "relay/reactor.hpp"
+#include "tests/apple/ne_sim.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -35,6 +36,7 @@ class FlowDriver {
   }
   ~FlowDriver() {
     if (flow_) destroy();
+    Deliverer::quiesce_all();  // completions still queued may hold chunks of this reactor's pool
     reactor_.stop();
     port_->shut();
   }

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <set>
 
 namespace flowrelay::apple::sim {
 
@@ -20,13 +23,35 @@ const char* to_string(Delivery d) {
 // ---------------------------------------------------------------------------------------------
 // Deliverer
 
+namespace {
+std::mutex live_mu;
+std::set<Deliverer*> live;
+}  // namespace
+
 Deliverer::Deliverer(Delivery mode, std::chrono::microseconds delay, std::size_t burst)
     : mode_(mode), delay_(delay), burst_(burst) {
   if (mode_ == Delivery::inline_call) return;
   for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { run(); });
+  std::lock_guard lk(live_mu);
+  live.insert(this);
+}
+
+void Deliverer::quiesce_all() {
+  std::lock_guard lk(live_mu);
+  for (auto* d : live) d->quiesce();
 }
 
 Deliverer::~Deliverer() {
+  for (auto& t : threads_) {
+    if (t.get_id() != std::this_thread::get_id()) continue;
+    // The last reference to its SimEnv went with a completion: a test must quiesce() it first.
+    std::fputs("sim::Deliverer destroyed by its own completion; quiesce() the SimEnv first\n", stderr);
+    std::abort();
+  }
+  {
+    std::lock_guard lk(live_mu);
+    live.erase(this);
+  }
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
@@ -66,6 +91,11 @@ void Deliverer::operator()(std::function<void()> fn) {
   cv_.notify_all();
 }
 
+void Deliverer::quiesce() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [this] { return queue_.empty() && held_.empty() && running_ == 0; });
+}
+
 void Deliverer::run() {
   std::unique_lock lk(mu_);
   for (;;) {
@@ -77,9 +107,13 @@ void Deliverer::run() {
     if (!queue_.empty() && queue_.top().due <= Clock::now()) {
       auto fn = std::move(const_cast<Item&>(queue_.top()).fn);
       queue_.pop();
+      ++running_;
       lk.unlock();
       fn();
+      fn = nullptr;  // what it captured goes before quiesce() can return
       lk.lock();
+      --running_;
+      cv_.notify_all();
       continue;
     }
     if (stopping_ && queue_.empty()) return;

@@ -51,6 +51,11 @@ class Deliverer {
 
   void operator()(std::function<void()> fn);
   Delivery mode() const { return mode_; }
+  /// Waits until nothing is queued, held or running. A completion may hold a relay Buffer (NE
+  /// keeps the NSData until the write completes), so a test quiesces before its reactor's pools go.
+  void quiesce();
+  /// quiesce() on every live Deliverer: what a harness calls before it stops its reactor.
+  static void quiesce_all();
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -71,6 +76,7 @@ class Deliverer {
   std::vector<Item> held_;  // burst mode
   Clock::time_point held_since_{};
   std::uint64_t seq_ = 0;
+  std::size_t running_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

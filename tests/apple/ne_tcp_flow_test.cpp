@@ -84,6 +84,8 @@ TEST_P(NeTcpFlowTest, NothingIsReadOrWrittenBeforeTheOpenCompletes) {
   driver.drop(r.chain);
   driver.close();
   EXPECT_TRUE(late->violations().empty());
+  driver.destroy();
+  late->deliver.quiesce();  // its completions hold `sim`, and `sim` holds `late`: none may outlive the test
 }
 
 TEST_P(NeTcpFlowTest, AnEmptyReadIsEofAfterTheQueuedBytes) {
@@ -189,6 +191,7 @@ TEST_P(NeTcpFlowTest, CompletionsAfterTheFlowIsGoneGiveTheirBytesBack) {
   EXPECT_TRUE(late->wait_all_given_back());
   EXPECT_TRUE(late->violations().empty());
   EXPECT_EQ(driver.pool_stats().classes[2].live, 0);  // no control block kept for the late bytes
+  late->deliver.quiesce();
 }
 
 INSTANTIATE_TEST_SUITE_P(Deliveries, NeTcpFlowTest,

@@ -8,6 +8,7 @@
 #include "extension/apple/reactor_port.hpp"
 #include "relay/egress.hpp"
 #include "relay/reactor.hpp"
+#include "tests/apple/ne_sim.hpp"
 #include "relay/relay.hpp"
 
 #include <boost/asio/post.hpp>
@@ -38,6 +39,7 @@ class RelayRig {
   }
   ~RelayRig() {
     relay_.drain(std::chrono::steady_clock::now());
+    Deliverer::quiesce_all();  // completions still queued may hold chunks of this reactor's pool
     reactor_.stop();
     for (auto& p : ports_) p->shut();
   }
