@@ -91,10 +91,32 @@ void ReclaimController::start_cycle(std::string trigger) {
   r.rec.trigger = std::move(trigger);
   r.rec.started_at = clock_.wall_now();
   if (target_ != applied_) {
-    host_.apply_epoch(target_, guard(&ReclaimController::on_applied));
+    const auto id = r.rec.id;
+    const auto target = target_;
+    if (!attempt(id, "apply_epoch", [&] { host_.apply_epoch(target_, guard(&ReclaimController::on_applied)); })) {
+      failed_target_ = target;  // not retried until a newer epoch comes
+      finish(CycleRecord::Outcome::failed);
+    }
     return;  // the completion may already have run (and finished this cycle)
   }
-  act();
+  if (!attempt(r.rec.id, "reclaim", [&] { act(); })) finish(CycleRecord::Outcome::failed);
+}
+
+template <typename Fn>
+bool ReclaimController::attempt(std::uint64_t cycle, const char* what, Fn&& fn) {
+  // The cycle boundary: a host (or ledger) that throws, say a netlink error deep in sock_diag,
+  // fails this cycle, which is logged and shown by `epochs`; the controller goes on.
+  try {
+    fn();
+    return true;
+  } catch (const std::exception& e) {
+    if (!run_ || run_->rec.id != cycle) {
+      logger()->error("reclaim cycle {}: {} threw after the cycle ended: {}", cycle, what, e.what());
+      return true;
+    }
+    add_error(std::string(what) + ": " + e.what());
+    return false;  // the caller ends the cycle as failed
+  }
 }
 
 void ReclaimController::on_applied(HostResult r) {
@@ -105,7 +127,7 @@ void ReclaimController::on_applied(HostResult r) {
     return;
   }
   applied_ = run_->to;
-  act();
+  if (!attempt(run_->rec.id, "reclaim", [&] { act(); })) finish(CycleRecord::Outcome::failed);
 }
 
 void ReclaimController::act() {
@@ -208,7 +230,11 @@ void ReclaimController::restart_or_defer() {
     return;
   }
   restart_due_.reset();
-  host_.cancel_and_restart(guard(&ReclaimController::after_restart));
+  const bool ok = attempt(r.rec.id, "cancel_and_restart", [&] {
+    last_restart_ = clock_.now();  // a restart that threw may have half happened: keep the interval
+    host_.cancel_and_restart(guard(&ReclaimController::after_restart));
+  });
+  if (!ok) finish(CycleRecord::Outcome::failed);
 }
 
 void ReclaimController::after_restart(HostResult res) {

@@ -103,6 +103,10 @@ class ReclaimController {
  private:
   struct Run;
   void start_cycle(std::string trigger);
+  /// Runs `fn`; false when it threw while cycle `cycle` still runs (the error is recorded; the
+  /// caller finishes the cycle as failed).
+  template <typename Fn>
+  bool attempt(std::uint64_t cycle, const char* what, Fn&& fn);
   void on_applied(HostResult r);
   void act();
   void op_done();

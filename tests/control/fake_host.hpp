@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <deque>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace flowrelay::control::testing_support {
@@ -28,7 +29,11 @@ inline relay::FlowMeta make_flow(relay::FlowId id, relay::Proto proto, const cha
 class FakeBypassed final : public BypassedFlows {
  public:
   std::vector<relay::FlowMeta> flows;
-  std::vector<relay::FlowMeta> snapshot() override { return flows; }
+  bool throws = false;  // a failing conntrack / sock_diag dump
+  std::vector<relay::FlowMeta> snapshot() override {
+    if (throws) throw std::system_error(ENOBUFS, std::generic_category(), "conntrack dump");
+    return flows;
+  }
 };
 
 class FakeHost final : public ProviderHost {
@@ -39,16 +44,23 @@ class FakeHost final : public ProviderHost {
   bool async = false;
   bool close_answers_unsupported = false;
   bool fail_apply = false;
+  /// Throws std::system_error from this call, as a netlink failure below a real host would:
+  /// "apply", "claimed", "snapshot", "release", "close" or "restart"; empty: never.
+  std::string throw_in;
   std::vector<relay::FlowMeta> claimed;
   std::vector<std::string> calls;  // "apply 2", "release 3,4 grace 2000", "close 5", "restart"
   std::vector<relay::EpochId> applied;
   int restarts = 0;
 
   HostCapabilities capabilities() const override { return caps; }
-  std::vector<relay::FlowMeta> claimed_flows() override { return claimed; }
+  std::vector<relay::FlowMeta> claimed_flows() override {
+    maybe_throw("claimed");
+    return claimed;
+  }
 
   void apply_epoch(std::shared_ptr<const Epoch> epoch, HostCompletion done) override {
     calls.push_back("apply " + std::to_string(epoch->id));
+    maybe_throw("apply");
     if (fail_apply) return finish(std::move(done), {HostResult::Status::failed, 0, {}, "nft: table busy"});
     current_ = epoch;
     applied.push_back(epoch->id);
@@ -57,6 +69,7 @@ class FakeHost final : public ProviderHost {
 
   void release(std::vector<relay::FlowMeta> flows, std::chrono::milliseconds grace, HostCompletion done) override {
     calls.push_back("release " + ids(flows) + " grace " + std::to_string(grace.count()));
+    maybe_throw("release");
     for (auto& f : flows) {
       std::erase_if(claimed, [&](const relay::FlowMeta& c) { return c.id == f.id; });
       bypassed_.flows.push_back(f);  // the OS carries it from now on
@@ -66,6 +79,7 @@ class FakeHost final : public ProviderHost {
 
   void close_bypassed(std::vector<relay::FlowMeta> flows, HostCompletion done) override {
     calls.push_back("close " + ids(flows));
+    maybe_throw("close");
     if (close_answers_unsupported)
       return finish(std::move(done), {HostResult::Status::unsupported, 0, {}, "no SOCK_DESTROY"});
     for (auto& f : flows) {
@@ -77,6 +91,7 @@ class FakeHost final : public ProviderHost {
 
   void cancel_and_restart(HostCompletion done) override {
     calls.push_back("restart");
+    maybe_throw("restart");
     ++restarts;
     // Every flow closes and comes back through the flow source under the running epoch.
     std::vector<relay::FlowMeta> all = claimed;
@@ -106,6 +121,9 @@ class FakeHost final : public ProviderHost {
   }
 
  private:
+  void maybe_throw(const std::string& where) const {
+    if (throw_in == where) throw std::system_error(EINVAL, std::generic_category(), "sock_diag dump");
+  }
   void finish(HostCompletion done, HostResult r) {
     if (async) parked_.emplace_back(std::move(done), std::move(r));
     else done(std::move(r));

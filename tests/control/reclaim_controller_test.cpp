@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace flowrelay::control {
 namespace {
 
@@ -252,6 +254,52 @@ TEST_F(ControlScenario, RestartPolicyOnAHostWithoutRestartClosesSingly) {
   change_to_b("restart");
   EXPECT_EQ(host.calls, (std::vector<std::string>{"apply 2", "close 3,4"}));
   EXPECT_EQ(host.restarts, 0);
+}
+
+}  // namespace
+}  // namespace flowrelay::control
+
+namespace flowrelay::control {
+namespace {
+
+// A host or ledger that throws (a netlink error below LinuxHost) fails its cycle, which is logged
+// and shown; it never escapes the controller, and the next epoch is carried out normally.
+class ThrowingHost : public ControlScenario, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ThrowingHost, FailsOnlyThatCycleAndTheNextEpochWorks) {
+  start_with_a("surgical");
+  const auto where = GetParam();
+  if (where == "snapshot") bypassed.throws = true;
+  else host.throw_in = where;
+  ASSERT_NO_THROW(change_to_b("surgical"));
+  ASSERT_FALSE(controller.busy());
+  EXPECT_EQ(last().to, 2u);
+  EXPECT_EQ(last().outcome, Outcome::failed);
+  ASSERT_FALSE(last().errors.empty());
+  const auto& error = last().errors.front();
+  EXPECT_TRUE(error.find("sock_diag dump") != std::string::npos || error.find("conntrack dump") != std::string::npos)
+      << error;
+  // The fault passes; epoch C (claims 22 as well) goes through the whole cycle.
+  bypassed.throws = false;
+  host.throw_in.clear();
+  controller.on_epoch(accept(config("surgical", kClaim443 + "," + kClaim80 +
+                                                    R"(, {"name": "c22", "verdict": "claim", "proto": "tcp", "ports": [22]})")));
+  EXPECT_EQ(last().to, 3u);
+  EXPECT_EQ(last().outcome, Outcome::done) << (last().errors.empty() ? "" : last().errors.front());
+  EXPECT_EQ(controller.applied_epoch(), 3u);
+  EXPECT_EQ(FakeHost::ids(bypassed.flows), "");  // 80 and 22 are claimed now
+}
+
+INSTANTIATE_TEST_SUITE_P(Everywhere, ThrowingHost, ::testing::Values("apply", "claimed", "snapshot", "close"),
+                         [](const auto& info) { return info.param; });
+
+TEST_F(ControlScenario, AThrowingRestartFailsItsCycleAndIsNotRetriedAtOnce) {
+  start_with_a("restart");
+  host.throw_in = "restart";
+  ASSERT_NO_THROW(change_to_b("restart"));
+  EXPECT_EQ(last().outcome, Outcome::failed);
+  EXPECT_FALSE(controller.busy());
+  EXPECT_EQ(std::count(host.calls.begin(), host.calls.end(), "restart"), 1);  // tried once, not again at once
 }
 
 }  // namespace
