@@ -15,6 +15,8 @@
 namespace flowrelay::linux_host {
 namespace {
 
+constexpr int kAttempts = 5;  // for a query that came back EINTR
+
 using boost::asio::ip::address_v4;
 using boost::asio::ip::address_v6;
 
@@ -104,11 +106,18 @@ Conntrack::~Conntrack() { nfct_close(h_); }
 std::vector<ConntrackEntry> Conntrack::list(std::optional<relay::Proto> proto) {
   std::vector<ConntrackEntry> out;
   Collect c{&out, proto};
-  nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
   std::uint32_t family = AF_UNSPEC;
-  int rc = nfct_query(h_, NFCT_Q_DUMP, &family);
-  int err = errno;
-  nfct_callback_unregister(h_);
+  int rc = 0, err = 0;
+  // EINTR: a signal, or a dump the kernel flagged as interrupted (the table changed under it,
+  // entries may be missing or repeated): ask again from scratch.
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    out.clear();
+    nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
+    rc = nfct_query(h_, NFCT_Q_DUMP, &family);
+    err = errno;
+    nfct_callback_unregister(h_);
+    if (rc >= 0 || err != EINTR) break;
+  }
   if (rc < 0) throw std::system_error(err, std::generic_category(), "conntrack dump");
   return out;
 }
@@ -118,10 +127,15 @@ std::optional<ConntrackEntry> Conntrack::find(relay::Proto proto, const relay::E
   auto ct = orig_tuple(proto, src, dst);
   std::vector<ConntrackEntry> out;
   Collect c{&out, proto};
-  nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
-  int rc = nfct_query(h_, NFCT_Q_GET, ct.get());
-  int err = errno;
-  nfct_callback_unregister(h_);
+  int rc = 0, err = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    out.clear();
+    nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
+    rc = nfct_query(h_, NFCT_Q_GET, ct.get());
+    err = errno;
+    nfct_callback_unregister(h_);
+    if (rc >= 0 || err != EINTR) break;
+  }
   if (rc < 0) {
     if (err == ENOENT) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "conntrack get");

@@ -27,15 +27,24 @@ class NetlinkSocket {
 
   /// Sends `nlh` (built in request_buffer(); seq and portid are filled in here) and feeds each
   /// data message of the answer to `on_message` (may be empty) until DONE or the ack.
-  /// Returns 0, or the positive errno the kernel answered with.
+  /// Returns 0, or the positive errno the kernel answered with. EINTR from a signal is retried;
+  /// a dump (NLM_F_DUMP) the kernel flags as interrupted is asked again, and EINTR comes back only
+  /// when five in a row were.
   int request(nlmsghdr* nlh, const std::function<void(const nlmsghdr*)>& on_message = {});
 
  private:
+  /// One send and its answer; `cb` null: the datagrams are kept in dump_ instead.
+  int exchange(nlmsghdr* nlh, const std::function<void(const nlmsghdr*)>* cb);
+  static int note_dump(const nlmsghdr* nlh, void* self);
+
   mnl_socket* nl_ = nullptr;
   unsigned portid_ = 0;
   unsigned seq_ = 0;
   std::vector<char> send_buf_;
   std::vector<char> recv_buf_;
+  std::vector<char> dump_;               // a dump's datagrams, back to back
+  std::vector<std::size_t> dump_sizes_;  // and their sizes
+  bool dump_interrupted_ = false;
 };
 
 }  // namespace flowrelay::linux_host::detail
