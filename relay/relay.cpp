@@ -108,12 +108,15 @@ std::shared_ptr<UdpAssociation> Relay::adopt(std::unique_ptr<UdpFlow> app, FlowM
 }
 
 bool Relay::admit(detail::FlowBase* f) {
+  const bool udp = f->meta().proto == Proto::udp;
   std::lock_guard lk(mu_);
-  if (flows_.size() >= options_.max_flows) {
+  if (flows_.size() >= options_.max_flows || (udp && udp_flows_ >= options_.max_udp_flows)) {
     ++counters_.rejected;
+    if (udp) ++counters_.rejected_udp;
     return false;
   }
   flows_.emplace(f->meta().id, f);
+  if (udp) ++udp_flows_;
   ++counters_.adopted;
   return true;
 }
@@ -123,6 +126,7 @@ void Relay::retire(detail::FlowBase* f) {
   {
     std::lock_guard lk(mu_);
     flows_.erase(f->meta().id);
+    if (f->meta().proto == Proto::udp) --udp_flows_;
     ++counters_.closed;
     if (f->dial_failed()) ++counters_.dial_failures;
     if (flows_.empty()) drained_.notify_all();

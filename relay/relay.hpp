@@ -30,6 +30,9 @@ struct RelayOptions {
   /// Per-direction high watermark; reading pauses above it and resumes at half of it.
   std::size_t flow_buffer_bytes = 256 * 1024;
   std::size_t max_flows = 65536;
+  /// UDP flows among them: a budget of their own, so a source-port spray (every new port is a new
+  /// UDP flow) cannot take the room TCP flows need.
+  std::size_t max_udp_flows = 16384;
   /// Move bulk TCP bytes with splice(2) (socket -> pipe -> socket, Linux) instead of chunks when
   /// both sides are sockets.
   bool splice = false;
@@ -54,7 +57,8 @@ struct RelayCounters {
   std::uint64_t adopted = 0;
   std::uint64_t closed = 0;
   std::uint64_t dial_failures = 0;
-  std::uint64_t rejected = 0;  // over max_flows
+  std::uint64_t rejected = 0;      // over max_flows or, for UDP, max_udp_flows
+  std::uint64_t rejected_udp = 0;  // of those, UDP flows
   std::uint64_t idle_expired = 0;
   std::uint64_t released = 0;
 };
@@ -112,6 +116,7 @@ class Relay {
   mutable std::mutex mu_;
   std::condition_variable drained_;
   std::unordered_map<FlowId, detail::FlowBase*> flows_;
+  std::size_t udp_flows_ = 0;  // of flows_
   RelayCounters counters_;
   std::function<void(const FlowSnapshot&)> on_closed_;
   struct Sweepers;

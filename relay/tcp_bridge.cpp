@@ -13,6 +13,7 @@
 // direction keeps flowing. A reset or write failure on either side resets both.
 
 #include "relay/detail/flow_base.hpp"
+#include "relay/log.hpp"
 #include "relay/relay.hpp"
 #include "relay/splice_pipe.hpp"
 
@@ -85,8 +86,10 @@ class TcpBridge final : public FlowBase {
       co_return;
     }
     if (ec) {
-      relay_log()->info("flow {} epoch {}: dial {} failed: {}", meta_.id, meta_.epoch, meta_.dst.to_string(),
-                        ec.message());
+      static LogLimiter limit(20);  // a destination that refuses everything must not flood the log
+      if (std::uint64_t held = 0; limit.allow(held))
+        relay_log()->info("flow {} epoch {}: dial {} failed: {} ({} more failed dials not logged)", meta_.id,
+                          meta_.epoch, meta_.dst.to_string(), ec.message(), held);
       dial_failed_ = true;
       close("dial failed: " + ec.message());
       co_return;

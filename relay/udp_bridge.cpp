@@ -4,6 +4,7 @@
 // full socket drops (and counts) them, as the network would.
 
 #include "relay/detail/flow_base.hpp"
+#include "relay/log.hpp"
 #include "relay/datagram_chunk.hpp"
 #include "relay/relay.hpp"
 
@@ -76,7 +77,10 @@ class UdpBridge final : public FlowBase, public UdpAssociation {
     if (upstreams_.size() >= relay_.options().udp_destinations_per_flow) return nullptr;
     auto up = std::make_unique<Upstream>(Upstream{dst, asio::ip::udp::socket(ex_)});
     if (error_code ec = relay_.egress().open_udp(up->socket, dst)) {
-      relay_log()->info("flow {} epoch {}: udp to {} failed: {}", meta_.id, meta_.epoch, dst.to_string(), ec.message());
+      static LogLimiter limit(20);
+      if (std::uint64_t held = 0; limit.allow(held))
+        relay_log()->info("flow {} epoch {}: udp to {} failed: {} ({} more not logged)", meta_.id, meta_.epoch,
+                          dst.to_string(), ec.message(), held);
       return nullptr;
     }
     Upstream* raw = up.get();

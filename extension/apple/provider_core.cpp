@@ -33,6 +33,7 @@ relay::RelayOptions relay_options(const control::Config& c) {
   o.flow_buffer_bytes = c.limits.flow_buffer_bytes;
   // The provider caps claimed flows itself (its answer to handleNewFlow: must be NO, not a reset).
   o.max_flows = std::numeric_limits<std::size_t>::max();
+  o.max_udp_flows = o.max_flows;
   return o;
 }
 

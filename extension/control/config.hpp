@@ -72,6 +72,8 @@ struct Limits {
   std::chrono::seconds udp_idle_timeout{60};
   std::uint64_t flow_buffer_bytes = 262144;
   std::uint64_t max_flows = 65536;
+  /// UDP flows among max_flows: their own budget, so a source-port spray cannot starve TCP.
+  std::uint64_t max_udp_flows = 16384;
 };
 
 /// The `linux` section. The policy route matches `fwmark` exactly; `bypass_mark` must differ.

@@ -50,6 +50,7 @@ relay::RelayOptions relay_options(const control::Config& c) {
   o.udp_idle_timeout = c.limits.udp_idle_timeout;
   o.flow_buffer_bytes = c.limits.flow_buffer_bytes;
   o.max_flows = c.limits.max_flows;
+  o.max_udp_flows = c.limits.max_udp_flows;
   return o;
 }
 
@@ -160,7 +161,7 @@ int Daemon::start() {
                                         LinuxHostOptions{lx, ::getpid(), [this] { arm_timer(); }});
     source_ = std::make_unique<TproxySource>(
         reactor_, relay_,
-        TproxySourceOptions{lx.tproxy_port, true, static_cast<std::size_t>(config_.limits.max_flows),
+        TproxySourceOptions{lx.tproxy_port, true, static_cast<std::size_t>(config_.limits.max_udp_flows),
                             lx.bypass_mark, [h = host_.get()] { return h->applied_epoch(); }});
     try {
       source_->start();

@@ -224,8 +224,10 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
         if (!fd) {
           // Another socket (without SO_REUSEADDR) holds the destination address here: count, drop.
           stats.udp_reply_socket_failed.fetch_add(1, std::memory_order_relaxed);
-          log()->warn("udp {} -> {}: reply socket: {}; datagram dropped", d->source.to_string(),
-                      d->original_dst.to_string(), bec.message());
+          static relay::LogLimiter limit(10);
+          if (std::uint64_t held = 0; limit.allow(held))
+            log()->warn("udp {} -> {}: reply socket: {}; datagram dropped ({} more like it not logged)",
+                        d->source.to_string(), d->original_dst.to_string(), bec.message(), held);
           continue;
         }
         if (options.reply_mark != 0) set_socket_mark(fd.get(), options.reply_mark);

@@ -1,5 +1,7 @@
 #include "relay/relay.hpp"
+#include "relay/socket_tcp_flow.hpp"
 
+#include "tests/support/net.hpp"
 #include "tests/support/udp_echo.hpp"
 
 #include <gtest/gtest.h>
@@ -124,6 +126,53 @@ TEST(UdpBridge, MixedSizesToTwoDestinationsComeBackFromTheRightSourceThenExpire)
   EXPECT_EQ(relay.active(), 0u);
   EXPECT_EQ(reactor.pool_stats().classes[1].live, 0);
   assoc.reset();
+  reactor.stop();
+}
+
+TEST(UdpBridge, ASourcePortSprayCannotTakeTheRoomTcpFlowsNeed) {
+  // Every new source port is a new UDP flow: a spray fills the UDP budget, and TCP still gets in.
+  Reactor reactor(1);
+  DirectEgress egress;
+  RelayOptions options;
+  options.max_flows = 8;
+  options.max_udp_flows = 4;
+  Relay relay(reactor, egress, options);
+  reactor.start();
+  auto ex = reactor.context(0).get_executor();
+
+  Inbox inbox;
+  int admitted = 0;
+  for (std::uint16_t port = 40000; port < 40010; ++port) {
+    FlowMeta meta;
+    meta.proto = Proto::udp;
+    meta.app = {boost::asio::ip::make_address("10.0.0.1"), port};
+    std::promise<bool> adopted;
+    boost::asio::post(ex, [&] { adopted.set_value(relay.adopt(std::make_unique<TestUdpFlow>(inbox), meta, ex) != nullptr); });
+    admitted += adopted.get_future().get() ? 1 : 0;
+  }
+  EXPECT_EQ(admitted, 4);
+  EXPECT_EQ(relay.counters().rejected_udp, 6u);
+
+  // A TCP flow after the spray is relayed end to end.
+  test::Fd app_listener = test::tcp_listen(), server_listener = test::tcp_listen();
+  test::Fd client = test::tcp_connect(test::local_port(app_listener.get()));
+  test::Fd app_side = test::tcp_accept(app_listener.get());
+  FlowMeta meta;
+  meta.proto = Proto::tcp;
+  meta.dst = {boost::asio::ip::make_address("127.0.0.1"), test::local_port(server_listener.get())};
+  const int fd = app_side.release();
+  boost::asio::post(ex, [&, fd] {
+    boost::asio::ip::tcp::socket s(reactor.context(0));
+    s.assign(boost::asio::ip::tcp::v4(), fd);
+    relay.adopt(std::make_unique<SocketTcpFlow>(std::move(s)), meta, ex);
+  });
+  test::Fd server = test::tcp_accept(server_listener.get());
+  test::send_all(client.get(), "ping", 4);
+  char got[4] = {};
+  ASSERT_EQ(test::recv_all(server.get(), got, 4), 4u);
+  EXPECT_EQ(std::string(got, 4), "ping");
+  EXPECT_EQ(relay.counters().rejected, 6u);  // the TCP flow was not one of them
+  relay.drain(std::chrono::steady_clock::now());
   reactor.stop();
 }
 
