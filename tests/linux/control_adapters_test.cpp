@@ -1,5 +1,7 @@
 // The header-only seams to the control plane: InotifyConfigSource and nft_spec_from_config.
+#include "extension/linux/control_socket.hpp"
 #include "extension/linux/inotify_config_source.hpp"
+#include "extension/linux/run_command.hpp"
 #include "extension/linux/nft_spec_from_config.hpp"
 
 #include <fcntl.h>
@@ -9,6 +11,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <thread>
 #include <vector>
 
 namespace flowrelay::linux_host {
@@ -79,6 +83,45 @@ TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
 
   c.rules[0].hosts = {"*.example.com"};
   EXPECT_THROW(nft_spec_from_config(c, 9, 1234), std::invalid_argument);
+}
+
+/// A daemon that answers `flows` with `answer`, on a socket of its own.
+class FakeDaemon {
+ public:
+  explicit FakeDaemon(std::string answer)
+      : server_(io_, path_, [a = std::move(answer)](std::string_view) { return a; }), thread_([this] { io_.run(); }) {}
+  ~FakeDaemon() {
+    boost::asio::post(io_, [this] { server_.close(); });
+    thread_.join();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_ = "/tmp/flowrelay-fake-" + std::to_string(::getpid()) + ".sock";
+  boost::asio::io_context io_;
+  ControlServer server_;
+  std::thread thread_;
+};
+
+TEST(FlowsCommand, AMalformedAnswerIsAnErrorOrADashNeverACrash) {
+  struct Case {
+    const char* answer;
+    int rc;
+    const char* shows;
+  };
+  const Case cases[] = {
+      {"not json", 1, "bad answer from the daemon"},
+      {"[1, 2]", 1, "not a flows object"},
+      {R"({"flows": 7})", 1, "not a flows object"},
+      // Rows of the wrong type or fields missing or mistyped: shown as "-" or as they came.
+      {R"({"epoch": [], "flows": [1, {"id": "x", "bytes_up": null}, {}]})", 0, "x "},
+  };
+  for (const auto& c : cases) {
+    FakeDaemon daemon(c.answer);
+    std::ostringstream out, err;
+    EXPECT_EQ(flows_command(daemon.path(), false, out, err), c.rc) << c.answer;
+    EXPECT_NE((out.str() + err.str()).find(c.shows), std::string::npos) << c.answer << ": " << out.str() << err.str();
+  }
 }
 
 }  // namespace
