@@ -54,7 +54,7 @@ TEST(InotifyConfigSource, DeliversCurrentContentOnStartThenChangesAsConfigEvents
 TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
   control::Config c;
   c.default_verdict = control::Verdict::bypass;
-  c.linux_settings = {.tproxy_port = 7000, .fwmark = 3, .route_table = 100, .bypass_mark = 77, .run_as = {}};
+  c.linux_settings = {.tproxy_port = 7000, .fwmark = 3, .route_table = 100, .bypass_mark = 77, .run_as = {}, .gateway = {}};
   control::Rule r;
   r.name = "web";
   r.verdict = control::Verdict::claim;
