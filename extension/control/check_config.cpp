@@ -93,6 +93,15 @@ std::string config_summary(const Config& c, const PlatformCaps& platform) {
   const auto& x = c.linux_settings;
   o << "linux: tproxy port " << x.tproxy_port << ", fwmark 0x" << hex(x.fwmark, 1) << ", route table "
     << x.route_table << ", bypass mark 0x" << hex(x.bypass_mark, 1) << "\n";
+  o << "claims: this host's own flows";
+  if (x.gateway.enabled()) {
+    std::string names, nets;
+    for (const auto& n : x.gateway.interfaces) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& s : x.gateway.sources) nets += (nets.empty() ? "" : ", ") + s.to_string();
+    o << "; gateway: forwarded traffic" << (names.empty() ? "" : " arriving on " + names)
+      << (nets.empty() ? "" : std::string(names.empty() ? "" : " and") + " from " + nets);
+  }
+  o << "\n";
   o << "apple: offer " << (c.apple_settings.offer == AppleSettings::Offer::all ? "all flows" : "what claim rules match")
     << "\n";
   o << "control socket: " << c.control_socket << "; metrics: " << c.metrics_listen << "\n";

@@ -448,6 +448,49 @@ Rule parse_rule(const json::value& v, const std::string& path, std::size_t index
   return r;
 }
 
+// An interface name as the kernel accepts it (dev_valid_name), minus what nft would read as a
+// wildcard or a quote.
+bool valid_interface_name(std::string_view s) {
+  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+  for (unsigned char c : s)
+    if (c <= 0x20 || c == 0x7F || c == '/' || c == ':' || c == '"' || c == '\\' || c == '*') return false;
+  return true;
+}
+
+GatewaySettings parse_gateway(const json::value& v, const std::string& path) {
+  const auto& o = as_object(v, path);
+  check_keys(o, path, {"interfaces", "sources"});
+  GatewaySettings g;
+  if (auto* x = o.if_contains("interfaces")) {
+    auto ipath = key_path(path, "interfaces");
+    const auto& a = as_nonempty_array(*x, ipath, "omit \"interfaces\" to allow any interface");
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      auto ep = index_path(ipath, i);
+      auto s = as_string(a[i], ep);
+      if (s.empty()) fail(ep, "empty interface name");
+      if (!valid_interface_name(s))
+        fail(ep, "\"" + std::string(s) + "\" is not an interface name (at most 15 characters, no spaces, / : \" \\ *)");
+      for (std::size_t j = 0; j < g.interfaces.size(); ++j)
+        if (g.interfaces[j] == s) fail(ep, "duplicate of interfaces[" + std::to_string(j) + "]");
+      g.interfaces.emplace_back(s);
+    }
+  }
+  if (auto* x = o.if_contains("sources")) {
+    auto spath = key_path(path, "sources");
+    const auto& a = as_nonempty_array(*x, spath, "omit \"sources\" to allow any source");
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      auto ep = index_path(spath, i);
+      Cidr c = parse_cidr(as_string(a[i], ep), ep);
+      for (std::size_t j = 0; j < g.sources.size(); ++j)
+        if (g.sources[j] == c) fail(ep, "duplicate of sources[" + std::to_string(j) + "]");
+      g.sources.push_back(c);
+    }
+  }
+  if (!g.enabled())
+    fail(path, "names no interface and no source network; omit \"gateway\" to claim only this host's own flows");
+  return g;
+}
+
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : s) { h ^= c; h *= 0x100000001b3ULL; }
@@ -519,7 +562,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
 
   if (auto* v = root.if_contains("linux")) {
     const auto& o = as_object(*v, "linux");
-    check_keys(o, "linux", {"tproxy_port", "fwmark", "route_table", "bypass_mark", "run_as"});
+    check_keys(o, "linux", {"tproxy_port", "fwmark", "route_table", "bypass_mark", "run_as", "gateway"});
     auto& l = cfg.linux_settings;
     if (auto* x = o.if_contains("tproxy_port")) {
       auto port = as_integer(*x, "linux.tproxy_port");
@@ -544,6 +587,10 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
                              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
                            });
       if (!name_ok) fail("linux.run_as", "\"" + l.run_as + "\" is not a user name (letters, digits, _ - ., at most 32)");
+    }
+    if (auto* x = o.if_contains("gateway")) {
+      require_platform(platform.gateway, "linux.gateway", platform);
+      l.gateway = parse_gateway(*x, "linux.gateway");
     }
     if (l.bypass_mark == l.fwmark) {
       // Name the key the user wrote: the clash may be with a default.

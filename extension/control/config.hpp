@@ -76,7 +76,18 @@ struct Limits {
   std::uint64_t max_udp_flows = 16384;
 };
 
-/// The `linux` section. The policy route matches `fwmark` exactly; `bypass_mark` must differ.
+/// `linux.gateway`: whose forwarded traffic may be claimed. Absent (both empty): only flows that
+/// start on this host. With both lists a flow must arrive on a listed interface AND come from a
+/// listed network; with one list, that one decides.
+struct GatewaySettings {
+  std::vector<std::string> interfaces;  // interface names, as `ip link` shows them
+  std::vector<Cidr> sources;
+  bool enabled() const { return !interfaces.empty() || !sources.empty(); }
+  friend bool operator==(const GatewaySettings&, const GatewaySettings&) = default;
+};
+
+/// The `linux` section. The policy route matches `fwmark` under the mask fwmark|bypass_mark;
+/// `bypass_mark` must differ.
 struct LinuxSettings {
   std::uint16_t tproxy_port = 7893;
   std::uint32_t fwmark = 1;
@@ -85,6 +96,8 @@ struct LinuxSettings {
   /// After setup the daemon runs as this user (keeping its three network capabilities); empty:
   /// stays uid 0, with the same three capabilities and no others.
   std::string run_as;
+  /// Takes effect on reload (the table is rebuilt per epoch), unlike the keys above.
+  GatewaySettings gateway;
 };
 
 /// The `apple` section: which flows the provider asks the system to offer to handleNewFlow:.

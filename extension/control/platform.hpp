@@ -17,11 +17,13 @@ struct PlatformCaps {
   /// `limits.max_flows` when the config leaves it out. macOS gives a provider a limited number of
   /// flow slots (about 600 reported), and a flow over the cap is answered NO there, not failed.
   std::uint64_t default_max_flows = 65536;
+  /// `linux.gateway`: claiming traffic the host forwards for others (nftables prerouting).
+  bool gateway = false;
 
-  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false, 65536}; }
-  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true, 450}; }
+  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false, 65536, true}; }
+  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true, 450, false}; }
   /// Accepts every field: for tools that only inspect a config, and for tests.
-  static constexpr PlatformCaps any() { return {"any", true, true, true, 65536}; }
+  static constexpr PlatformCaps any() { return {"any", true, true, true, 65536, true}; }
   /// The platform this binary was built for.
   static constexpr PlatformCaps native() {
 #if defined(__APPLE__)

@@ -1,5 +1,8 @@
 #include "extension/linux/conntrack.hpp"
 
+#include "extension/linux/detail/netlink_socket.hpp"
+
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -145,12 +148,26 @@ std::optional<ConntrackEntry> Conntrack::find(relay::Proto proto, const relay::E
 }
 
 bool Conntrack::set_mark(relay::Proto proto, const relay::Endpoint& src, const relay::Endpoint& dst,
-                         std::uint32_t mark) {
+                         std::uint32_t mark, std::uint32_t mask) {
+  // libnetfilter_conntrack 1.0.9 cannot send CTA_MARK_MASK: build the update with libmnl, so the
+  // kernel applies `mark = (mark & ~mask) ^ value` atomically (no read-modify-write race with
+  // another tool re-marking the same entry).
   auto ct = orig_tuple(proto, src, dst);
-  nfct_set_attr_u32(ct.get(), ATTR_MARK, mark);
-  if (nfct_query(h_, NFCT_Q_UPDATE, ct.get()) == 0) return true;
-  if (errno == ENOENT) return false;
-  throw std::system_error(errno, std::generic_category(), "conntrack update mark");
+  nfct_set_attr_u32(ct.get(), ATTR_MARK, mark & mask);
+  detail::NetlinkSocket nl(NETLINK_NETFILTER);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(nl.request_buffer());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;  // no NLM_F_CREATE: update an existing entry only
+  auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfh->nfgen_family = static_cast<std::uint8_t>(src.address.is_v4() ? AF_INET : AF_INET6);
+  nfh->version = NFNETLINK_V0;
+  nfh->res_id = 0;
+  if (nfct_nlmsg_build(nlh, ct.get()) < 0) throw std::system_error(errno, std::generic_category(), "conntrack message");
+  mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+  const int err = nl.request(nlh);
+  if (err == 0) return true;
+  if (err == ENOENT) return false;
+  throw std::system_error(err, std::generic_category(), "conntrack update mark");
 }
 
 }  // namespace flowrelay::linux_host

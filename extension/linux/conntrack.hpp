@@ -46,9 +46,11 @@ class Conntrack {
   /// The entry whose original direction is exactly (proto, src -> dst), if any.
   std::optional<ConntrackEntry> find(relay::Proto proto, const relay::Endpoint& src, const relay::Endpoint& dst);
 
-  /// Sets the mark of the entry whose original direction is (proto, src -> dst). Returns false when
-  /// there is no such entry (the flow ended; nothing to move). Throws std::system_error otherwise.
-  bool set_mark(relay::Proto proto, const relay::Endpoint& src, const relay::Endpoint& dst, std::uint32_t mark);
+  /// Sets the `mask` bits of the mark of the entry whose original direction is (proto, src -> dst)
+  /// to those of `mark`; the other bits keep their value (another tool's). Returns false when there
+  /// is no such entry (the flow ended; nothing to move). Throws std::system_error otherwise.
+  bool set_mark(relay::Proto proto, const relay::Endpoint& src, const relay::Endpoint& dst, std::uint32_t mark,
+                std::uint32_t mask = 0xffffffffu);
 
  private:
   nfct_handle* h_ = nullptr;

@@ -44,6 +44,10 @@ struct StartError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+PolicyRouteSpec route_spec(const control::LinuxSettings& lx) {
+  return PolicyRouteSpec{.fwmark = lx.fwmark, .table = lx.route_table, .fwmask = MetaMark::mask(lx.fwmark, lx.bypass_mark)};
+}
+
 relay::RelayOptions relay_options(const control::Config& c) {
   relay::RelayOptions o;
   o.tcp_idle_timeout = c.limits.tcp_idle_timeout;
@@ -168,12 +172,15 @@ int Daemon::start() {
     } catch (const std::system_error& e) {
       fail(std::string(e.what()) + " (needs CAP_NET_ADMIN for IP_TRANSPARENT)");
     }
-    routes_ = std::make_unique<PolicyRoutes>(PolicyRouteSpec{lx.fwmark, lx.route_table});
+    routes_ = std::make_unique<PolicyRoutes>(route_spec(lx));
     try {
       routes_->install();
     } catch (const std::exception& e) {
       fail(std::string("policy routes: ") + e.what());
     }
+    for (const auto& family : routes_->preexisting_rules())
+      log()->warn("policy routes: an identical `{} rule` (fwmark {:#x} lookup {}) was already there; it is "
+                  "another tool's and stays after exit", family, lx.fwmark, lx.route_table);
     try {
       file_ = std::make_unique<InotifyConfigSource>(options_.config_path);
     } catch (const std::exception& e) {
@@ -214,30 +221,50 @@ void Daemon::raise_open_files_limit() {
     log()->warn("open files limit stays {}: {}", was, std::strerror(errno));
 }
 
-// A table another run left: refuse, or (--replace) take it over. Once this returns true, no
-// flowrelay table exists that is not ours.
+namespace {
+
+/// True when `pid` is a running flowrelay: a table's recorded owner (not a recycled pid).
+bool flowrelay_alive(std::int64_t pid) {
+  if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)) return false;
+  std::string comm;
+  if (!read_file("/proc/" + std::to_string(pid) + "/comm", comm)) return true;  // cannot tell: assume it is
+  return comm.rfind("flowrelay", 0) == 0;
+}
+
+}  // namespace
+
+// A table another run left: refuse, or (--replace) take over from a dead owner. A live owner is
+// never displaced. Nothing here removes anything unless the owner is gone.
 bool Daemon::take_over_table() {
   try {
-    if (auto t = nft_.installed()) {
-      const bool alive = t->owner_pid && *t->owner_pid > 0 && ::kill(static_cast<pid_t>(*t->owner_pid), 0) == 0;
-      std::string who = t->owner_pid ? "pid " + std::to_string(*t->owner_pid) + (alive ? " (still running)" : " (not running)")
-                                     : std::string("an unknown owner");
-      std::string epoch = t->epoch ? std::to_string(*t->epoch) : std::string("unknown");
-      if (!options_.replace) {
-        std::fprintf(stderr,
-                     "flowrelay run: a stale flowrelay table is installed in this network namespace (table inet "
-                     "flowrelay, owner %s, epoch %s): a crashed run left it, or another flowrelay runs here. "
-                     "Pass --replace to remove it and take over.\n",
-                     who.c_str(), epoch.c_str());
-        return false;
-      }
-      log()->warn("replacing a stale table inet flowrelay (owner {}, epoch {})", who, epoch);
-      nft_.remove();
+    auto t = nft_.installed();
+    if (!t) return true;
+    const bool alive = t->owner_pid && flowrelay_alive(*t->owner_pid);
+    const std::string who = t->owner_pid ? "pid " + std::to_string(*t->owner_pid) + (alive ? " (still running)" : " (not running)")
+                                         : std::string("an unknown owner");
+    const std::string epoch = t->epoch ? std::to_string(*t->epoch) : std::string("unknown");
+    if (alive) {
+      std::fprintf(stderr,
+                   "flowrelay run: table inet flowrelay in this network namespace belongs to a running flowrelay "
+                   "(owner %s, epoch %s); %s. Stop that one first.\n",
+                   who.c_str(), epoch.c_str(),
+                   options_.replace ? "--replace never displaces a live owner" : "refusing to start beside it");
+      return false;
     }
+    if (!options_.replace) {
+      std::fprintf(stderr,
+                   "flowrelay run: a stale flowrelay table is installed in this network namespace (table inet "
+                   "flowrelay, owner %s, epoch %s): a crashed run left it. "
+                   "Pass --replace to remove it and take over.\n",
+                   who.c_str(), epoch.c_str());
+      return false;
+    }
+    log()->warn("replacing a stale table inet flowrelay and its policy routes (owner {}, epoch {})", who, epoch);
+    nft_.remove();
+    PolicyRoutes(route_spec(config_.linux_settings)).remove_stale();
   } catch (const std::exception& e) {
     fail(std::string("nftables: ") + e.what() + " (needs CAP_NET_ADMIN in this network namespace)");
   }
-  owns_table_ = true;
   return true;
 }
 
@@ -349,11 +376,13 @@ void Daemon::stop() noexcept {
     relay_.drain(std::chrono::steady_clock::now() + drain);
   });
   step("nftables table", [&] {
-    if (owns_table_ && nft_.remove()) log()->info("nftables table removed");
+    // Only the table that says it is ours: a daemon refused at start removes nobody's.
+    auto t = nft_.installed();
+    if (t && t->owner_pid == static_cast<std::int64_t>(::getpid()) && nft_.remove()) log()->info("nftables table removed");
   });
   step("policy routes", [&] {
     if (!routes_) return;
-    routes_->remove();
+    routes_->remove();  // what install() added, nothing else
     log()->info("policy routes removed");
   });
   const auto c = relay_.counters();

@@ -80,7 +80,6 @@ class Daemon {
   std::optional<boost::asio::posix::stream_descriptor> inotify_;
   std::unique_ptr<ControlServer> control_;
 
-  bool owns_table_ = false;  // no table was there (or a stale one was replaced): any table now is ours
   bool stopped_ = false;
   std::uint64_t handler_errors_ = 0;  // exceptions caught at the top of the control loop
 };

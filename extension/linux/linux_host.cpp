@@ -59,7 +59,7 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
     spec.tproxy_port = have.tproxy_port;
     spec.fwmark = have.fwmark;
     spec.bypass_mark = have.bypass_mark;
-    nft_.apply(spec);
+    nft_.apply(spec);  // linux.gateway is in the spec: a reload changes it here
     applied_ = epoch;
     applied_id_.store(epoch->id, std::memory_order_release);
     ++counters_.tables_applied;
@@ -82,7 +82,7 @@ void LinuxHost::release(std::vector<relay::FlowMeta> flows, std::chrono::millise
   for (const auto& f : flows) {
     if (f.proto != relay::Proto::udp) continue;
     try {
-      bypassed_.conntrack().set_mark(relay::Proto::udp, unmapped(f.app), unmapped(f.dst), bypass);
+      bypassed_.conntrack().set_mark(relay::Proto::udp, unmapped(f.app), unmapped(f.dst), bypass, CtMark::mask);
     } catch (const std::exception& e) {
       log()->warn("flow {}: conntrack re-mark: {}", f.id, e.what());
     }
@@ -115,7 +115,7 @@ void LinuxHost::move_bypassed(const BypassedFlow& f, std::uint32_t ct_mark, Move
     }
   }
   try {
-    if (bypassed_.conntrack().set_mark(relay::Proto::udp, f.meta.app, f.meta.dst, ct_mark)) {
+    if (bypassed_.conntrack().set_mark(relay::Proto::udp, f.meta.app, f.meta.dst, ct_mark, CtMark::mask)) {
       ++m.done;
       ++counters_.udp_remarked;
     } else {
@@ -167,7 +167,7 @@ void LinuxHost::cancel_and_restart(control::HostCompletion done) {
     if (s.meta.proto == relay::Proto::udp) {
       try {
         bypassed_.conntrack().set_mark(relay::Proto::udp, unmapped(s.meta.app), unmapped(s.meta.dst),
-                                       mark_for(rules.verdict(s.meta)));
+                                       mark_for(rules.verdict(s.meta)), CtMark::mask);
       } catch (const std::exception& e) {
         log()->warn("flow {}: conntrack re-mark: {}", s.meta.id, e.what());
       }

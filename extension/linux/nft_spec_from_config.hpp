@@ -20,6 +20,8 @@ inline NftTableSpec nft_spec_from_config(const control::Config& config, std::uin
   s.bypass_mark = config.linux_settings.bypass_mark;
   s.epoch = epoch;
   s.owner_pid = owner_pid;
+  s.gateway.interfaces = config.linux_settings.gateway.interfaces;
+  for (const auto& c : config.linux_settings.gateway.sources) s.gateway.sources.push_back({c.network, c.prefix});
   for (const auto& r : config.rules) {
     if (!r.apps.empty() || !r.hosts.empty())
       throw std::invalid_argument(r.name + ": apps/hosts cannot be matched by nftables on Linux");

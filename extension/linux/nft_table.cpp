@@ -28,6 +28,27 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
+/// Sets flowrelay's bits of the ct mark, keeping the others' (ct_mark.hpp).
+std::string set_ct_mark(Verdict v, std::uint64_t epoch) {
+  return "ct mark set ct mark & " + hex(~CtMark::mask) + " | " + hex(CtMark::encode(v, epoch));
+}
+
+/// The prerouting lines that send forwarded traffic of the gateway's interfaces/sources to
+/// `gateway`; none when the spec names neither.
+std::string gateway_entry(const GatewaySpec& g) {
+  if (g.empty()) return "";
+  const std::string comment = " goto gateway comment \"linux.gateway\"\n";
+  const std::string iif = g.interfaces.empty() ? "" : " iifname " + set_of(g.interfaces, quote);
+  if (g.sources.empty()) return "   " + iif + comment;
+  std::vector<Cidr> v4, v6;
+  for (const auto& c : g.sources) (c.address.is_v4() ? v4 : v6).push_back(c);
+  auto cidr = [](const Cidr& c) { return c.to_string(); };
+  std::string out;
+  if (!v4.empty()) out += "   " + iif + " ip saddr " + set_of(v4, cidr) + comment;
+  if (!v6.empty()) out += "   " + iif + " ip6 saddr " + set_of(v6, cidr) + comment;
+  return out;
+}
+
 /// One nft line per address family the rule touches (a single nft rule cannot match
 /// `ip daddr` and `ip6 daddr` alternatively).
 void render_rule(std::string& out, const NftRule& r, std::uint64_t epoch) {
@@ -43,7 +64,7 @@ void render_rule(std::string& out, const NftRule& r, std::uint64_t epoch) {
       return p.lo == p.hi ? std::to_string(p.lo) : std::to_string(p.lo) + "-" + std::to_string(p.hi);
     });
   if (!r.uids.empty()) common += " meta skuid " + set_of(r.uids, [](std::uint32_t u) { return std::to_string(u); });
-  const std::string action = " ct mark set " + hex(CtMark::encode(r.verdict, epoch)) + " return" +
+  const std::string action = " " + set_ct_mark(r.verdict, epoch) + " return" +
                              (r.name.empty() ? "" : " comment " + quote(r.name)) + "\n";
 
   std::vector<Cidr> v4, v6;
@@ -86,25 +107,26 @@ std::string render(const NftTableSpec& s) {
   if (s.fwmark == 0) throw std::invalid_argument("fwmark must not be 0");
   if (s.fwmark == s.bypass_mark) throw std::invalid_argument("bypass_mark must differ from fwmark");
   if (s.tproxy_port == 0) throw std::invalid_argument("tproxy_port must not be 0");
+  for (const auto& name : s.gateway.interfaces)
+    if (name.empty() || name.size() >= 16) throw std::invalid_argument("bad gateway interface name");
 
   const std::string vmask = hex(CtMark::verdict_mask);
   const std::string claim = hex(CtMark::claim_bits);
+  const std::string mask = hex(s.mark_mask());
   const std::string fw = hex(s.fwmark), bypass = hex(s.bypass_mark);
+  const std::string set_fw = "meta mark set meta mark & " + hex(~s.mark_mask()) + " | " + fw;
   const std::string port = std::to_string(s.tproxy_port);
+  const std::string guards =
+      "    ct direction reply return\n"
+      "    meta mark & " + mask + " == " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
+      "    meta l4proto != { tcp, udp } return\n"
+      "    fib daddr type local return\n";
   // A SYN opens a new TCP connection even when it reuses a conntrack entry (a 4-tuple whose
   // previous connection was reset from the reply side, e.g. by a release, is picked up again in
   // state established with its old mark): decide it afresh, or it inherits a stale verdict.
-  // In prerouting only for packets that did not come through our output chain (fwmark): those were
-  // decided there, where `meta skuid` still knows the socket's owner.
-  auto guards = [&](bool prerouting) {
-    return "    ct direction reply return\n"
-           "    meta mark " + bypass + " return comment \"loop guard: relay upstream sockets\"\n"
-           "    meta l4proto != { tcp, udp } return\n"
-           "    fib daddr type local return\n" +
-           std::string(prerouting ? "    meta mark != " + fw + " " : "    ") +
-           "tcp flags & (fin | syn | rst | ack) == syn jump decide comment \"new connection, maybe on a reused entry\"\n"
-           "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
-  };
+  const std::string decide =
+      "    tcp flags & (fin | syn | rst | ack) == syn jump decide comment \"new connection, maybe on a reused entry\"\n"
+      "    ct state new ct mark & " + vmask + " == 0 jump decide\n";
 
   std::string t;
   // Create-then-delete makes the replacement one transaction whether or not the table exists.
@@ -112,22 +134,34 @@ std::string render(const NftTableSpec& s) {
   t += "delete table inet flowrelay\n";
   t += "table inet flowrelay {\n";
   t += "  comment \"flowrelay epoch=" + std::to_string(s.epoch) + " pid=" + std::to_string(s.owner_pid) + "\"\n";
+  // Prerouting claims this host's own flows (the output chain decided and marked them; the policy
+  // route brought them back in on lo) and, only in gateway mode, what the named interfaces or
+  // sources forward through us. Anything else routed through this host is not ours: no open relay.
   t += "  chain prerouting {\n";
   t += "    type filter hook prerouting priority mangle; policy accept;\n";
-  t += guards(true);
+  t += guards;
+  t += "    iif lo meta mark & " + mask + " == " + fw + " goto divert comment \"this host's own flows\"\n";
+  t += gateway_entry(s.gateway);
+  t += "  }\n";
+  t += "  chain gateway {\n";
+  t += decide;
+  t += "    goto divert\n";
+  t += "  }\n";
+  t += "  chain divert {\n";
   t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv4 tproxy ip to 127.0.0.1:" + port +
-       " meta mark set " + fw + " accept\n";
+       " " + set_fw + " accept\n";
   t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv6 tproxy ip6 to [::1]:" + port +
-       " meta mark set " + fw + " accept\n";
+       " " + set_fw + " accept\n";
   t += "  }\n";
   t += "  chain output {\n";
   t += "    type route hook output priority mangle; policy accept;\n";
-  t += guards(false);
-  t += "    ct mark & " + vmask + " == " + claim + " meta mark set " + fw + "\n";
+  t += guards;
+  t += decide;
+  t += "    ct mark & " + vmask + " == " + claim + " " + set_fw + "\n";
   t += "  }\n";
   t += "  chain decide {\n";
   for (const auto& r : s.rules) render_rule(t, r, s.epoch);
-  t += "    ct mark set " + hex(CtMark::encode(s.default_verdict, s.epoch)) + " comment \"default\"\n";
+  t += "    " + set_ct_mark(s.default_verdict, s.epoch) + " comment \"default\"\n";
   t += "  }\n";
   t += "}\n";
   return t;

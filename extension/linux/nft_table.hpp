@@ -2,18 +2,21 @@
 // The one nftables table flowrelay owns, `table inet flowrelay`, rendered from a neutral description
 // of an epoch's rules and applied atomically through libnftables (never by running `nft`).
 //
-// What the table does (DESIGN.md, "Facts checked"):
-//   prerouting (filter, mangle prio)   output (route, mangle prio)
-//     ct direction reply   -> return     ct direction reply   -> return
-//     meta mark bypass     -> return     meta mark bypass     -> return   (loop guard: relay upstreams)
-//     not tcp/udp          -> return     not tcp/udp          -> return
-//     daddr is local       -> return     daddr is local       -> return
-//     tcp SYN (no ACK)     -> jump decide  (a new connection, even on a reused conntrack entry)
-//     ct state new, undecided -> jump decide  (sticky: verdict+epoch stored in ct mark, ct_mark.hpp)
-//     ct mark claim -> tproxy to 127.0.0.1:P / [::1]:P, meta mark set fwmark, accept
-//                                        ct mark claim -> meta mark set fwmark
-//                                          (rerouted by policy_routes.hpp via lo into prerouting)
+// What the table does (DESIGN.md, "Facts checked" and "Security model"):
+//   prerouting (filter, mangle prio)             output (route, mangle prio)
+//     ct direction reply   -> return               ct direction reply   -> return
+//     meta mark bypass     -> return               meta mark bypass     -> return   (loop guard: relay upstreams)
+//     not tcp/udp          -> return               not tcp/udp          -> return
+//     daddr is local       -> return               daddr is local       -> return
+//     iif lo, meta mark fwmark -> goto divert      tcp SYN (no ACK)     -> jump decide
+//       (this host's own flows, decided in output) ct state new, undecided -> jump decide
+//     gateway interfaces / sources -> goto gateway ct mark claim -> meta mark set fwmark
+//     anything else (forwarded for others): not claimed   (rerouted by policy_routes.hpp via lo
+//   gateway: SYN or new+undecided -> jump decide;          into prerouting)
+//            goto divert
+//   divert: ct mark claim -> tproxy to 127.0.0.1:P / [::1]:P, meta mark set fwmark, accept
 //   decide: the rules in order, first match sets the ct mark and returns; then the default.
+// Marks are masked (ct_mark.hpp): only flowrelay's bits are tested and set.
 // Undecided flows (older than the table) are carried by the OS until re-marked or destroyed.
 
 #include "extension/linux/ct_mark.hpp"
@@ -57,6 +60,15 @@ struct NftRule {
   std::vector<std::uint32_t> uids;  // socket owner (meta skuid): matches only the host's own output
 };
 
+/// Forwarded traffic the table may claim (`linux.gateway`). Empty: none, only this host's own
+/// flows. With both lists a packet must match both (arrive on a listed interface from a listed
+/// source); with one, that one decides.
+struct GatewaySpec {
+  std::vector<std::string> interfaces;  // iifname
+  std::vector<Cidr> sources;            // ip / ip6 saddr
+  bool empty() const { return interfaces.empty() && sources.empty(); }
+};
+
 /// Everything the table depends on. Two specs that compare equal render the same table.
 struct NftTableSpec {
   std::vector<NftRule> rules;
@@ -66,6 +78,9 @@ struct NftTableSpec {
   std::uint32_t bypass_mark = 255;
   std::uint64_t epoch = 0;
   std::int64_t owner_pid = 0;  // recorded in the table comment to tell our table from a stale one
+  GatewaySpec gateway;
+  /// The packet-mark bits the table tests and sets.
+  std::uint32_t mark_mask() const { return MetaMark::mask(fwmark, bypass_mark); }
 };
 
 /// The nft script that atomically replaces (or creates) `table inet flowrelay` with `spec`.

@@ -82,6 +82,22 @@ TEST(ControlConfig, PlatformDecidesWhichMatchFieldsAreAllowed) {
                                PlatformCaps::for_apple()));
 }
 
+TEST(ControlConfig, GatewayNamesInterfacesAndSourceNetworksAndIsOffByDefault) {
+  EXPECT_FALSE(parse_config(R"({"rules": []})", PlatformCaps::for_linux()).linux_settings.gateway.enabled());
+  Config c = parse_config(
+      R"({"rules": [], "linux": {"gateway": {"interfaces": ["veth-lan", "br0"], "sources": ["10.9.0.0/24", "fd00:9::/64"]}}})",
+      PlatformCaps::for_linux());
+  const auto& g = c.linux_settings.gateway;
+  EXPECT_TRUE(g.enabled());
+  EXPECT_EQ(g.interfaces, (std::vector<std::string>{"veth-lan", "br0"}));
+  ASSERT_EQ(g.sources.size(), 2u);
+  EXPECT_EQ(g.sources[0].to_string(), "10.9.0.0/24");
+  EXPECT_EQ(g.sources[1].to_string(), "fd00:9::/64");
+  // One list alone is enough.
+  EXPECT_TRUE(parse_config(R"({"rules": [], "linux": {"gateway": {"sources": ["10.9.0.0/24"]}}})",
+                           PlatformCaps::for_linux()).linux_settings.gateway.enabled());
+}
+
 TEST(ControlConfig, EditDistanceCountsATranspositionAsOne) {
   EXPECT_EQ(edit_distance("verdcit", "verdict"), 1u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
@@ -178,6 +194,28 @@ const BadCase kBad[] = {
     {"fwmark_equals_default_bypass", section("linux", R"("fwmark": 255)"), "linux.fwmark",
      "equals bypass_mark (255, the default)"},
     {"linux_unknown", section("linux", R"("mark": 1)"), "linux.mark", "unknown key"},
+    {"gateway_not_object", section("linux", R"("gateway": ["veth-lan"])"), "linux.gateway", "must be an object"},
+    {"gateway_empty", section("linux", R"("gateway": {})"), "linux.gateway", "names no interface and no source network"},
+    {"gateway_unknown_key", section("linux", R"("gateway": {"interface": ["veth-lan"]})"), "linux.gateway.interface",
+     "did you mean \"interfaces\"?"},
+    {"gateway_empty_name", section("linux", R"("gateway": {"interfaces": [""]})"), "linux.gateway.interfaces[0]",
+     "empty interface name"},
+    {"gateway_long_name", section("linux", R"("gateway": {"interfaces": ["eth0", "a-very-long-ifname"]})"),
+     "linux.gateway.interfaces[1]", "not an interface name"},
+    {"gateway_name_slash", section("linux", R"("gateway": {"interfaces": ["br/0"]})"), "linux.gateway.interfaces[0]",
+     "not an interface name"},
+    {"gateway_duplicate_name", section("linux", R"("gateway": {"interfaces": ["br0", "br0"]})"),
+     "linux.gateway.interfaces[1]", "duplicate of interfaces[0]"},
+    {"gateway_no_interfaces", section("linux", R"("gateway": {"interfaces": []})"), "linux.gateway.interfaces",
+     "empty list"},
+    {"gateway_bad_cidr", section("linux", R"("gateway": {"sources": ["10.9.0.0/33"]})"), "linux.gateway.sources[0]",
+     "too long for IPv4"},
+    {"gateway_host_bits", section("linux", R"("gateway": {"sources": ["10.9.0.1/24"]})"), "linux.gateway.sources[0]",
+     "did you mean \"10.9.0.0/24\"?"},
+    {"gateway_not_cidr", section("linux", R"("gateway": {"sources": ["lan"]})"), "linux.gateway.sources[0]",
+     "not an IP address or prefix"},
+    {"gateway_on_apple", section("linux", R"("gateway": {"interfaces": ["en0"]})"), "linux.gateway",
+     "not supported on apple", PlatformCaps::for_apple()},
     {"socket_relative", section("control", R"("socket": "flowrelay.sock")"), "control.socket", "absolute path"},
     {"metrics_bad", section("metrics", R"("listen": "localhost")"), "metrics.listen", "is not ADDRESS:PORT"},
     {"metrics_port_bad", section("metrics", R"("listen": "127.0.0.1:99999")"), "metrics.listen", "not a port"},

@@ -92,6 +92,25 @@ TEST(ConntrackNeedsRootNetns, RemarkedUdpFlowCarriesTheNewMarkOnItsNextDatagram)
   }
 }
 
+// Another tool's bits of the ct mark (outside CtMark::mask) survive a re-mark.
+TEST(ConntrackNeedsRootNetns, AMaskedRemarkKeepsOtherToolsBits) {
+  FLOWRELAY_NETNS_OR_SKIP(ns);
+  auto in = ns.enter();
+  install_counter(1);  // loads conntrack in this namespace
+  int server = udp_socket("127.0.0.1"), app = udp_socket("127.0.0.1");
+  send_to(app, server, "first");
+  Conntrack ct;
+  ASSERT_TRUE(ct.set_mark(relay::Proto::udp, ep(app), ep(server), 0x1234));  // "another tool", whole mark
+  const std::uint32_t claim = CtMark::encode(Verdict::claim, 5);
+  ASSERT_TRUE(ct.set_mark(relay::Proto::udp, ep(app), ep(server), claim, CtMark::mask));
+  EXPECT_EQ(ct.find(relay::Proto::udp, ep(app), ep(server))->mark, claim | 0x1234u);
+  const std::uint32_t bypass = CtMark::encode(Verdict::bypass, 6);
+  ASSERT_TRUE(ct.set_mark(relay::Proto::udp, ep(app), ep(server), bypass, CtMark::mask));
+  EXPECT_EQ(ct.find(relay::Proto::udp, ep(app), ep(server))->mark, bypass | 0x1234u);
+  ::close(server);
+  ::close(app);
+}
+
 TEST(ConntrackNeedsRootNetns, MissingEntryIsNotAnError) {
   FLOWRELAY_NETNS_OR_SKIP(ns);
   auto in = ns.enter();
@@ -103,10 +122,12 @@ TEST(ConntrackNeedsRootNetns, MissingEntryIsNotAnError) {
 }
 
 TEST(CtMark, EncodesVerdictAndEpoch) {
-  EXPECT_EQ(CtMark::encode(Verdict::bypass, 3), 0x40000003u);
-  EXPECT_EQ(CtMark::encode(Verdict::claim, 0x40000001), 0x80000001u);  // epoch wraps at 30 bits
+  EXPECT_EQ(CtMark::encode(Verdict::bypass, 3), 0x40030000u);
+  EXPECT_EQ(CtMark::encode(Verdict::claim, 0x4001), 0x80010000u);  // epoch wraps at 14 bits
+  EXPECT_EQ(CtMark::encode(Verdict::claim, 0xFFFFFFFF) & ~CtMark::mask, 0u);  // never touches the low 16 bits
   EXPECT_FALSE(CtMark::verdict(0).has_value());
   EXPECT_EQ(CtMark::verdict(0x40000009), Verdict::bypass);
+  EXPECT_EQ(CtMark::epoch(0x4009abcd), 9u);
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ TEST(InotifyConfigSource, DeliversCurrentContentOnStartThenChangesAsConfigEvents
 TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
   control::Config c;
   c.default_verdict = control::Verdict::bypass;
-  c.linux_settings = {.tproxy_port = 7000, .fwmark = 3, .route_table = 100, .bypass_mark = 77, .run_as = {}};
+  c.linux_settings = {.tproxy_port = 7000, .fwmark = 3, .route_table = 100, .bypass_mark = 77, .run_as = {},
+                      .gateway = {.interfaces = {"br0"}, .sources = {{boost::asio::ip::make_address("10.9.0.0"), 24}}}};
   control::Rule r;
   r.name = "web";
   r.verdict = control::Verdict::claim;
@@ -78,8 +79,10 @@ TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
   EXPECT_EQ(s.rules[0].dst[0].to_string(), "203.0.113.0/24");
   EXPECT_EQ(s.rules[0].ports[1].hi, 8099);
   const std::string t = render(s);
-  EXPECT_NE(t.find("tproxy ip to 127.0.0.1:7000 meta mark set 0x00000003"), std::string::npos) << t;
-  EXPECT_NE(t.find("meta skuid { 1000 } ct mark set 0x80000009 return comment \"web\""), std::string::npos) << t;
+  EXPECT_NE(t.find("tproxy ip to 127.0.0.1:7000 meta mark set meta mark & 0xffffffb0 | 0x00000003"), std::string::npos) << t;
+  EXPECT_NE(t.find("meta skuid { 1000 } ct mark set ct mark & 0x0000ffff | 0x80090000 return comment \"web\""),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("iifname { \"br0\" } ip saddr { 10.9.0.0/24 } goto gateway"), std::string::npos) << t;
 
   c.rules[0].hosts = {"*.example.com"};
   EXPECT_THROW(nft_spec_from_config(c, 9, 1234), std::invalid_argument);

@@ -42,17 +42,36 @@ TEST(NftTable, RendersTheDesignFacts) {
   by_uid.uids = {1000, 1001};
   s.rules.insert(s.rules.begin(), by_uid);
   const std::string t = render(s);
-  EXPECT_NE(t.find("tproxy ip to 127.0.0.1:7893 meta mark set 0x00000001 accept"), std::string::npos) << t;
-  EXPECT_NE(t.find("tproxy ip6 to [::1]:7893 meta mark set 0x00000001 accept"), std::string::npos);
+  EXPECT_NE(t.find("tproxy ip to 127.0.0.1:7893 meta mark set meta mark & 0xffffff00 | 0x00000001 accept"),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("tproxy ip6 to [::1]:7893 meta mark set meta mark & 0xffffff00 | 0x00000001 accept"), std::string::npos);
   EXPECT_NE(t.find("type route hook output priority mangle"), std::string::npos);
   EXPECT_NE(t.find("ct direction reply return"), std::string::npos);
-  EXPECT_NE(t.find("meta mark 0x000000ff return"), std::string::npos);
+  EXPECT_NE(t.find("meta mark & 0x000000ff == 0x000000ff return"), std::string::npos);
   EXPECT_NE(t.find("ct state new ct mark & 0xc0000000 == 0 jump decide"), std::string::npos);
-  EXPECT_NE(t.find("meta skuid { 1000, 1001 } ct mark set 0x40000005 return"), std::string::npos);
-  EXPECT_NE(t.find("ip daddr { 203.0.113.0/24 } meta l4proto tcp th dport { 443, 8000-8099 } ct mark set 0x80000005"),
+  EXPECT_NE(t.find("meta skuid { 1000, 1001 } ct mark set ct mark & 0x0000ffff | 0x40050000 return"), std::string::npos);
+  EXPECT_NE(t.find("ip daddr { 203.0.113.0/24 } meta l4proto tcp th dport { 443, 8000-8099 } ct mark set ct mark & "
+                   "0x0000ffff | 0x80050000"),
             std::string::npos);
   EXPECT_NE(t.find("ip6 daddr { 2001:db8::/32 } meta l4proto tcp"), std::string::npos);
-  EXPECT_NE(t.find("ct mark set 0x40000005 comment \"default\""), std::string::npos);
+  EXPECT_NE(t.find("ct mark set ct mark & 0x0000ffff | 0x40050000 comment \"default\""), std::string::npos);
+  // Prerouting claims only this host's own flows unless a gateway is named.
+  EXPECT_NE(t.find("iif lo meta mark & 0x000000ff == 0x00000001 goto divert"), std::string::npos);
+  EXPECT_EQ(t.find("goto gateway"), std::string::npos) << t;
+}
+
+TEST(NftTable, RendersTheGatewayOnlyForTheNamedInterfacesAndSources) {
+  auto s = scenario_spec(1);
+  s.gateway.interfaces = {"veth-lan"};
+  std::string t = render(s);
+  EXPECT_NE(t.find("    iifname { \"veth-lan\" } goto gateway"), std::string::npos) << t;
+  s.gateway.sources = {Cidr::parse("10.9.0.0/24"), Cidr::parse("fd00:9::/64")};
+  t = render(s);
+  EXPECT_NE(t.find("iifname { \"veth-lan\" } ip saddr { 10.9.0.0/24 } goto gateway"), std::string::npos) << t;
+  EXPECT_NE(t.find("iifname { \"veth-lan\" } ip6 saddr { fd00:9::/64 } goto gateway"), std::string::npos) << t;
+  s.gateway.interfaces.clear();
+  t = render(s);
+  EXPECT_NE(t.find("    ip saddr { 10.9.0.0/24 } goto gateway"), std::string::npos) << t;
 }
 
 TEST(NftTable, RejectsWhatWouldLoopOrCannotBeExpressed) {
@@ -98,22 +117,22 @@ TEST(NftTableNeedsRootNetns, AppliesAtomicallyDetectsAndRemovesTheTable) {
   EXPECT_NE(sh("nft list table inet flowrelay").first, 0);
 }
 
-TEST(PolicyRoutesNeedsRootNetns, InstallAndRemoveAreIdempotent) {
+TEST(PolicyRoutesNeedsRootNetns, InstallRefusesAUsedTableAndRemoveDeletesOnlyWhatItAdded) {
   FLOWRELAY_NETNS_OR_SKIP(ns);
   auto in = ns.enter();
-  PolicyRoutes routes({.fwmark = 1, .table = 100});
+  PolicyRoutes routes({.fwmark = 1, .table = 100, .fwmask = 0xff});
   EXPECT_FALSE(routes.installed());
   routes.install();
-  routes.install();
   EXPECT_TRUE(routes.installed());
+  EXPECT_THROW(PolicyRoutes({.fwmark = 1, .table = 100, .fwmask = 0xff}).install(), RouteTableInUse);  // ours now
   auto count = [](const std::string& s, const std::string& what) {
     std::size_t n = 0;
     for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
     return n;
   };
   auto rules4 = sh("ip rule show").second, rules6 = sh("ip -6 rule show").second;
-  EXPECT_EQ(count(rules4, "fwmark 0x1 lookup 100"), 1u) << rules4;  // exact mark: no "/0x..." mask
-  EXPECT_EQ(count(rules6, "fwmark 0x1 lookup 100"), 1u) << rules6;
+  EXPECT_EQ(count(rules4, "fwmark 0x1/0xff lookup 100"), 1u) << rules4;  // the bypass mark 0xff does not match
+  EXPECT_EQ(count(rules6, "fwmark 0x1/0xff lookup 100"), 1u) << rules6;
   EXPECT_NE(sh("ip route show table 100").second.find("local default dev lo"), std::string::npos);
   EXPECT_NE(sh("ip -6 route show table 100").second.find("local default dev lo"), std::string::npos);
 
@@ -121,6 +140,16 @@ TEST(PolicyRoutesNeedsRootNetns, InstallAndRemoveAreIdempotent) {
   routes.remove();
   EXPECT_FALSE(routes.installed());
   EXPECT_EQ(count(sh("ip rule show").second, "lookup 100"), 0u);
+  EXPECT_EQ(sh("ip route show table 100").second, "");
+
+  // A rule someone else made is theirs: install() uses it, remove() leaves it.
+  ASSERT_EQ(sh("ip rule add fwmark 0x1/0xff lookup 100 pref 9000").first, 0);
+  PolicyRoutes again({.fwmark = 1, .table = 100, .fwmask = 0xff});
+  again.install();
+  EXPECT_EQ(again.preexisting_rules(), std::vector<std::string>{"ip"});
+  again.remove();
+  EXPECT_EQ(count(sh("ip rule show").second, "fwmark 0x1/0xff lookup 100"), 1u);
+  EXPECT_EQ(count(sh("ip -6 rule show").second, "lookup 100"), 0u);
   EXPECT_EQ(sh("ip route show table 100").second, "");
 }
 
