@@ -1,9 +1,9 @@
 #include "extension/control/check_config.hpp"
 
+#include "extension/control/config_file.hpp"
+
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <ostream>
 #include <sstream>
 
@@ -113,18 +113,13 @@ int check_config_command(const std::string& path, std::ostream& out, std::ostrea
 }
 
 int check_config_command(const std::string& path, std::ostream& out, std::ostream& err, const PlatformCaps& platform) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    err << path << ": cannot read the file\n";
-    return 2;
-  }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) {
-    err << path << ": read error\n";
+  const ConfigFileText file = read_config_file(path);
+  if (!file) {
+    err << file.message << "\n";
     return 2;
   }
   try {
-    Config c = parse_config(text, platform);
+    Config c = parse_config(file.bytes, platform);
     out << path << ": " << config_summary(c, platform);
     return 0;
   } catch (const ConfigError& e) {

@@ -10,7 +10,8 @@
 namespace flowrelay::control {
 
 /// Reads and validates `path` for this platform. Valid: prints a summary to `out`, returns 0.
-/// Invalid or unreadable: prints "PATH: <error path>: <message>" to `err`, returns 2.
+/// Invalid: prints "PATH: <error path>: <message>" to `err`, returns 2. Not a regular file, over
+/// the size cap, unreadable: prints read_config_file's "PATH: <what is wrong>", returns 2.
 int check_config_command(const std::string& path, std::ostream& out, std::ostream& err);
 /// The same for a chosen platform (e.g. checking a macOS config on Linux).
 int check_config_command(const std::string& path, std::ostream& out, std::ostream& err, const PlatformCaps& platform);

@@ -58,30 +58,54 @@ ConfigError::ConfigError(std::string path, std::string message)
       message_(std::move(message)) {}
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-  const std::size_t n = a.size(), m = b.size();
-  std::vector<std::size_t> d((n + 1) * (m + 1));
-  auto at = [&](std::size_t i, std::size_t j) -> std::size_t& { return d[i * (m + 1) + j]; };
-  for (std::size_t i = 0; i <= n; ++i) at(i, 0) = i;
-  for (std::size_t j = 0; j <= m; ++j) at(0, j) = j;
-  for (std::size_t i = 1; i <= n; ++i) {
+  // Three rows of the table (the transposition looks two back): memory O(|b|), not O(|a| * |b|).
+  const std::size_t m = b.size();
+  std::vector<std::size_t> rows(3 * (m + 1));
+  std::size_t *before = rows.data(), *prev = before + (m + 1), *cur = prev + (m + 1);
+  for (std::size_t j = 0; j <= m; ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
     for (std::size_t j = 1; j <= m; ++j) {
-      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      at(i, j) = std::min({at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        at(i, j) = std::min(at(i, j), at(i - 2, j - 2) + 1);
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], before[j - 2] + 1);
     }
+    std::swap(before, prev);
+    std::swap(prev, cur);
   }
-  return at(n, m);
+  return prev[m];
 }
 
 namespace {
 
-[[noreturn]] void fail(std::string path, std::string message) {
-  throw ConfigError(std::move(path), std::move(message));
+/// `s` whole up to `max` bytes; beyond, its first `head` and last `tail` bytes (never half a UTF-8
+/// sequence) around its length: text from the file in an error must not make an attacker-sized
+/// message.
+std::string clipped(std::string_view s, std::size_t max, std::size_t head, std::size_t tail = 0) {
+  if (s.size() <= max) return std::string(s);
+  auto continuation = [&](std::size_t i) { return (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80; };
+  std::size_t cut = head, from = s.size() - tail;
+  while (cut > 0 && continuation(cut)) --cut;
+  while (from < s.size() && continuation(from)) ++from;
+  std::string out(s.substr(0, cut));
+  out.append("...(").append(std::to_string(s.size())).append(" bytes)...").append(s.substr(from));
+  return out;
 }
 
+/// Messages quote values from the file ("\"x\" is not one of ..."): bounded here, in one place,
+/// keeping the end that says what was wrong.
+[[noreturn]] void fail(std::string path, std::string message) {
+  constexpr std::size_t kMaxMessage = 400;
+  if (message.size() <= kMaxMessage) throw ConfigError(std::move(path), std::move(message));
+  throw ConfigError(std::move(path), clipped(message, kMaxMessage, 160, 160));
+}
+
+/// A key in an error path: whole up to 64 bytes, else its start and its length.
 std::string key_path(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
+  if (path.empty()) return clipped(key, 64, 40);
+  std::string out = path;
+  out.append(".").append(clipped(key, 64, 40));
+  return out;
 }
 std::string index_path(const std::string& path, std::size_t i) {
   return path + "[" + std::to_string(i) + "]";
@@ -260,6 +284,9 @@ void check_keys(const json::object& o, const std::string& path,
     std::string_view best;
     std::size_t best_d = 3;
     for (auto a : allowed) {
+      // The distance is at least the difference in length: a key longer than `a` by best_d or more
+      // cannot be suggested `a`, so an attacker-sized key costs no table at all.
+      if (key.size() >= a.size() + best_d) continue;
       std::size_t d = edit_distance(key, a);
       // A missing unit suffix ("drain" for "drain_ms") counts as close, too.
       if (key.size() >= 4 && a.starts_with(key)) d = std::min<std::size_t>(d, 2);

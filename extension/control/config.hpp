@@ -145,6 +145,8 @@ class ConfigError : public std::runtime_error {
 Config parse_config(std::string_view text, const PlatformCaps& platform);
 
 /// Damerau (optimal string alignment) edit distance; used for "did you mean" suggestions.
+/// O(|a| * |b|) time, O(|b|) memory: callers bound the lengths (an unknown key is compared only
+/// with allowed keys it could be within reach of).
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
 }  // namespace flowrelay::control

@@ -19,6 +19,7 @@
 #include <future>
 #include <sys/socket.h>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 
 namespace flowrelay::forward {
@@ -122,10 +123,14 @@ asio::awaitable<void> datagram_loop(std::shared_ptr<Shard> shard, relay::Relay& 
   }
 }
 
+/// Binds one shard's socket; the shards share the port through SO_REUSEPORT, whose group the
+/// kernel keeps to one user. No SO_REUSEADDR on UDP: with it on both sides any user could bind the
+/// same address and take the datagrams (DESIGN.md, "Security model"). TCP keeps it so a restart
+/// need not wait out TIME_WAIT: Linux lets no other socket bind a listening TCP port.
 template <typename Socket>
 void bind_reuseport(Socket& s, const typename Socket::endpoint_type& ep) {
   s.open(ep.protocol());
-  s.set_option(asio::socket_base::reuse_address(true));
+  if constexpr (std::is_same_v<Socket, tcp::acceptor>) s.set_option(asio::socket_base::reuse_address(true));
   int one = 1;
   if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
     throw std::system_error(errno, std::system_category(), "SO_REUSEPORT");

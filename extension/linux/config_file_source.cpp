@@ -1,11 +1,11 @@
 #include "extension/linux/config_file_source.hpp"
 
-#include <fcntl.h>
+#include "extension/control/config_file.hpp"
+
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 
 namespace flowrelay::linux_host {
@@ -30,31 +30,18 @@ ConfigFileSource::ConfigFileSource(std::string path, Callback callback)
 }
 
 ConfigFileEvent ConfigFileSource::read_file() const {
+  // A FIFO, a device or a directory renamed over the config is an error event, never a hang.
+  control::ConfigFileText file = control::read_config_file(path_);
   ConfigFileEvent e;
-  UniqueFd f(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!f) {
-    if (errno == ENOENT) {
-      e.kind = ConfigFileEvent::Kind::deleted;
-    } else {
-      e.kind = ConfigFileEvent::Kind::error;
-      e.detail = path_ + ": " + std::strerror(errno);
-    }
-    return e;
+  if (file) {
+    e.bytes = std::move(file.bytes);
+  } else if (file.error == ENOENT) {
+    e.kind = ConfigFileEvent::Kind::deleted;
+  } else {
+    e.kind = ConfigFileEvent::Kind::error;
+    e.detail = std::move(file.message);
   }
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(f.get(), buf, sizeof buf);
-    if (n > 0) {
-      e.bytes.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0) {
-      return e;
-    } else if (errno != EINTR) {
-      e.kind = ConfigFileEvent::Kind::error;
-      e.detail = path_ + ": " + std::strerror(errno);
-      e.bytes.clear();
-      return e;
-    }
-  }
+  return e;
 }
 
 bool ConfigFileSource::report(ConfigFileEvent event) {

@@ -8,8 +8,8 @@
 // handle_events() when readable; the callback runs inside handle_events(), on that thread.
 //
 // Its event shape mirrors control::ConfigEvent (content | deleted | error, whole bytes each time),
-// so adapting it to control::ConfigSource is a few lines; it does not include extension/control
-// because that interface was not committed when this was written.
+// so adapting it to control::ConfigSource is a few lines (inotify_config_source.hpp). The bytes come
+// from control::read_config_file: a regular file only, at most 1 MiB, never a blocking open.
 
 #include "extension/linux/unique_fd.hpp"
 

@@ -1,5 +1,6 @@
 #include "extension/linux/daemon.hpp"
 
+#include "extension/control/config_file.hpp"
 #include "extension/control/control_plane.hpp"
 #include "extension/control/epoch_report.hpp"
 #include "extension/linux/control_socket.hpp"
@@ -390,14 +391,14 @@ void Daemon::stop() noexcept {
 }
 
 int run_daemon(const RunOptions& o) {
-  std::string text;
-  if (!read_file(o.config_path, text)) {
-    std::fprintf(stderr, "flowrelay run: cannot read %s: %s\n", o.config_path.c_str(), std::strerror(errno));
+  const control::ConfigFileText file = control::read_config_file(o.config_path);
+  if (!file) {
+    std::fprintf(stderr, "flowrelay run: %s\n", file.message.c_str());
     return 2;
   }
   control::Config config;
   try {
-    config = control::parse_config(text, control::PlatformCaps::for_linux());
+    config = control::parse_config(file.bytes, control::PlatformCaps::for_linux());
   } catch (const control::ConfigError& e) {
     std::fprintf(stderr, "flowrelay run: %s: %s\n", o.config_path.c_str(), e.what());
     return 2;

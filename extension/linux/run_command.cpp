@@ -1,6 +1,7 @@
 #include "extension/linux/run_command.hpp"
 
 #include "extension/control/config.hpp"
+#include "extension/control/config_file.hpp"
 #include "extension/control/control_plane.hpp"
 #include "extension/control/epoch_report.hpp"
 #include "extension/linux/control_socket.hpp"
@@ -29,30 +30,19 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 namespace flowrelay::linux_host {
 
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 std::string socket_from_config(const std::string& config_path) {
-  std::string text;
-  if (!config_path.empty() && read_file(config_path, text)) {
+  if (config_path.empty()) return control::Config{}.control_socket;
+  if (const auto file = control::read_config_file(config_path)) {
     try {
-      return control::parse_config(text, control::PlatformCaps::for_linux()).control_socket;
+      return control::parse_config(file.bytes, control::PlatformCaps::for_linux()).control_socket;
     } catch (const std::exception&) {
     }
   }

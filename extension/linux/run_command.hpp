@@ -24,9 +24,6 @@ int flows_command(const std::string& socket_path, bool json, std::ostream& out, 
 /// `flowrelay epochs [--json]`.
 int epochs_command(const std::string& socket_path, bool json, std::ostream& out, std::ostream& err);
 
-/// The whole file at `path` into `out`; false (errno set) when it cannot be read.
-bool read_file(const std::string& path, std::string& out);
-
 /// The control socket named by a config file (its `control.socket`), or the default.
 std::string socket_from_config(const std::string& config_path);
 

@@ -17,12 +17,37 @@ bool set_int(int fd, int level, int name, int value) { return ::setsockopt(fd, l
 
 bool is_v4(const relay::Endpoint& e) { return e.address.is_v4(); }
 
+/// Who else may bind a socket's address (DESIGN.md, "Security model": no UDP socket another user
+/// can co-bind). With SO_REUSEADDR on both sides Linux lets ANY user bind the same UDP address, and
+/// the newest socket wins the lookup; IP_FREEBIND lets any user bind a non-local address. So:
+enum class Share {
+  // SO_REUSEADDR, for TCP listeners only: Linux never lets a second socket bind a listening TCP
+  // port whatever either side sets, and a restart need not wait out TIME_WAIT.
+  restart,
+  // Nothing: the UDP listener. Nobody else binds 127.0.0.1:P / [::1]:P while it is open.
+  exclusive,
+  // SO_REUSEPORT: UDP reply sockets, several per original destination (one per app flow). The
+  // kernel admits to a reuseport group only sockets of the same effective uid. Connected members
+  // are found by their peer, not by the group's hash, so each flow's datagrams reach its own.
+  same_user,
+};
+
+int share_option(Share s) {
+  switch (s) {
+    case Share::restart: return SO_REUSEADDR;
+    case Share::exclusive: return 0;
+    case Share::same_user: return SO_REUSEPORT;
+  }
+  return 0;
+}
+
 /// A socket with the options every transparent socket needs; -1 with errno on failure.
-int transparent_socket(const relay::Endpoint& e, int type) {
+int transparent_socket(const relay::Endpoint& e, int type, Share share) {
   const int family = is_v4(e) ? AF_INET : AF_INET6;
   int fd = ::socket(family, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  bool ok = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) &&
+  const int option = share_option(share);
+  bool ok = (option == 0 || set_int(fd, SOL_SOCKET, option, 1)) &&
             (is_v4(e) ? set_int(fd, SOL_IP, IP_TRANSPARENT, 1) : set_int(fd, SOL_IPV6, IPV6_TRANSPARENT, 1)) &&
             (is_v4(e) || set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1));
   if (ok && type == SOCK_DGRAM)
@@ -49,7 +74,7 @@ int bind_to(int fd, const relay::Endpoint& e) {
 }  // namespace
 
 UniqueFd open_tproxy_tcp_listener(const relay::Endpoint& local, int backlog) {
-  UniqueFd fd(transparent_socket(local, SOCK_STREAM));
+  UniqueFd fd(transparent_socket(local, SOCK_STREAM, Share::restart));
   if (!fd) fail("transparent tcp socket", local);
   if (bind_to(fd.get(), local) != 0) fail("bind", local);
   if (::listen(fd.get(), backlog) != 0) fail("listen", local);
@@ -59,7 +84,7 @@ UniqueFd open_tproxy_tcp_listener(const relay::Endpoint& local, int backlog) {
 relay::Endpoint original_destination(int accepted_fd) { return local_endpoint(accepted_fd); }
 
 UniqueFd open_tproxy_udp_socket(const relay::Endpoint& local) {
-  UniqueFd fd(transparent_socket(local, SOCK_DGRAM));
+  UniqueFd fd(transparent_socket(local, SOCK_DGRAM, Share::exclusive));
   if (!fd) fail("transparent udp socket", local);
   if (bind_to(fd.get(), local) != 0) fail("bind", local);
   return fd;
@@ -106,7 +131,7 @@ std::optional<UdpDatagram> recv_with_original_dst(int fd, std::span<std::byte> b
 
 UniqueFd open_udp_reply_socket(const relay::Endpoint& original_dst, const std::optional<relay::Endpoint>& app,
                                boost::system::error_code& ec) {
-  UniqueFd fd(transparent_socket(original_dst, SOCK_DGRAM));
+  UniqueFd fd(transparent_socket(original_dst, SOCK_DGRAM, Share::same_user));
   if (fd && bind_to(fd.get(), original_dst) == 0) {
     if (!app) {
       ec.clear();

@@ -25,14 +25,15 @@
 
 namespace flowrelay::linux_host {
 
-/// Transparent TCP listener on `local` (IPv6: v6-only, so both families can share a port).
-/// Throws std::system_error.
+/// Transparent TCP listener on `local` (IPv6: v6-only, so both families can share a port), with
+/// SO_REUSEADDR (Linux lets no other socket bind a listening TCP port). Throws std::system_error.
 UniqueFd open_tproxy_tcp_listener(const relay::Endpoint& local, int backlog = 1024);
 
 /// Where the app meant to connect: the local address of a socket accepted from a TPROXY listener.
 relay::Endpoint original_destination(int accepted_fd);
 
-/// Transparent UDP socket on `local`, reporting each datagram's original destination.
+/// Transparent UDP socket on `local`, reporting each datagram's original destination. Without
+/// SO_REUSEADDR or SO_REUSEPORT: no other socket, of any user, can bind `local` while it is open.
 /// Throws std::system_error.
 UniqueFd open_tproxy_udp_socket(const relay::Endpoint& local);
 
@@ -48,10 +49,11 @@ struct UdpDatagram {
 std::optional<UdpDatagram> recv_with_original_dst(int fd, std::span<std::byte> buffer,
                                                   boost::system::error_code& ec, int flags = 0);
 
-/// A socket that sends as `original_dst` (IP_TRANSPARENT + SO_REUSEADDR, bound to it), connected to
-/// `app` when given. Never throws for address-in-use: returns an empty fd with
-/// ec == errc::address_in_use when a socket without SO_REUSEADDR holds that address (count it,
-/// drop the reply); other failures set ec likewise.
+/// A socket that sends as `original_dst` (IP_TRANSPARENT + SO_REUSEPORT, bound to it), connected to
+/// `app` when given. Reply sockets of this process share the address; sockets of other users cannot
+/// join (the kernel keeps a reuseport group to one uid). Never throws for address-in-use: returns an
+/// empty fd with ec == errc::address_in_use when another socket holds that address (count it, drop
+/// the reply); other failures set ec likewise.
 UniqueFd open_udp_reply_socket(const relay::Endpoint& original_dst, const std::optional<relay::Endpoint>& app,
                                boost::system::error_code& ec);
 

@@ -222,7 +222,8 @@ asio::awaitable<void> datagram_loop(TproxySource::UdpShard& shard, relay::Relay&
         error_code bec;
         UniqueFd fd = open_udp_reply_socket(d->original_dst, d->source, bec);
         if (!fd) {
-          // Another socket (without SO_REUSEADDR) holds the destination address here: count, drop.
+          // Another socket (not one of our SO_REUSEPORT group) holds the destination address here:
+          // count, drop.
           stats.udp_reply_socket_failed.fetch_add(1, std::memory_order_relaxed);
           static relay::LogLimiter limit(10);
           if (std::uint64_t held = 0; limit.allow(held))

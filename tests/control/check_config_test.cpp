@@ -1,6 +1,9 @@
 #include "extension/control/check_config.hpp"
 
+#include "tests/support/in_child.hpp"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -74,6 +77,32 @@ TEST_F(ControlCheckConfig, LongRuleListsAreCutToOneScreen) {
   auto path = write(R"({"rules": [)" + rules + "]}");
   EXPECT_EQ(check_config_command(path, out, err, PlatformCaps::for_linux()), 0);
   EXPECT_NE(out.str().find("... and 30 more rules"), std::string::npos);
+}
+
+// DESIGN.md "Security model": the config path must be a regular file, read with a size cap and
+// without blocking. Each case runs in a child with a deadline and a memory cap: a FIFO must not
+// hang check-config, /dev/zero must not be read until memory runs out.
+TEST_F(ControlCheckConfig, ADirectoryAFifoDevZeroOrAnOversizedFileExitsTwoPromptlyWithTheReason) {
+  const auto fifo = (dir / "fifo.json").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string json = R"({"rules": []})";
+  const auto big = write(json + std::string((std::size_t{2} << 20) - json.size(), ' '));
+  ASSERT_EQ(fs::file_size(big), std::size_t{2} << 20);
+  const std::pair<std::string, std::string> cases[] = {
+      {dir.string(), "is a directory"},
+      {fifo, "is not a regular file (a FIFO)"},
+      {"/dev/zero", "is not a regular file (a character device)"},
+      {big, "is 2 MiB, over the 1 MiB limit"},
+  };
+  for (const auto& [path, why] : cases) {
+    SCOPED_TRACE(path);
+    auto got = test::in_child_within(5000, [&] {
+      std::ostringstream o, e;
+      const int rc = check_config_command(path, o, e, PlatformCaps::for_linux());
+      return std::to_string(rc) + "|" + o.str() + "|" + e.str();
+    });
+    EXPECT_EQ(got.value_or("(no answer within 5 s, or out of memory)"), "2||" + path + ": " + why + "\n");
+  }
 }
 
 }  // namespace

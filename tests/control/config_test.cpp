@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 namespace flowrelay::control {
@@ -102,6 +103,40 @@ TEST(ControlConfig, EditDistanceCountsATranspositionAsOne) {
   EXPECT_EQ(edit_distance("verdcit", "verdict"), 1u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
   EXPECT_EQ(edit_distance("port", "ports"), 1u);
+}
+
+// An attacker-sized unknown key: the "did you mean" search stays bounded (no edit-distance table
+// over 100 kB) and the error names the key without echoing all of it.
+TEST(ControlConfig, AHundredKilobyteUnknownKeyIsRejectedQuicklyWithAShortMessage) {
+  const std::string key(100'000, 'k');
+  for (const std::string& text : {R"({"rules": [], ")" + key + R"(": 1})",
+                                  R"({"rules": [{"verdict": "claim", ")" + key + R"(": 1}]})",
+                                  R"({"rules": [], ")" + key + R"(": 1, ")" + key + R"(": 2})"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      parse_config(text, PlatformCaps::for_linux());
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      const auto took = std::chrono::steady_clock::now() - t0;
+      EXPECT_LT(took, std::chrono::milliseconds(500));
+      EXPECT_LT(std::string(e.what()).size(), 300u) << std::string(e.what()).substr(0, 300);
+      EXPECT_NE(e.path().find("kkkk"), std::string::npos) << e.path().substr(0, 300);
+      EXPECT_NE(e.path().find("100000 bytes"), std::string::npos) << e.path().substr(0, 300);
+    }
+  }
+}
+
+TEST(ControlConfig, AnAttackerSizedValueIsQuotedOnlyInPart) {
+  try {
+    parse_config(R"({"rules": [], "reclaim": {"policy": ")" + std::string(100'000, 'p') + R"("}})",
+                 PlatformCaps::for_linux());
+    ADD_FAILURE() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), "reclaim.policy");
+    EXPECT_LE(e.message().size(), 400u) << e.message().substr(0, 500);
+    EXPECT_NE(e.message().find("pppp...(100038 bytes)...pppp"), std::string::npos) << e.message().substr(0, 500);
+    EXPECT_TRUE(e.message().ends_with("pppp\" is not one of surgical|restart|keep")) << e.message().substr(0, 500);
+  }
 }
 
 struct BadCase {

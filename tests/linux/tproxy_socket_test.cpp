@@ -4,6 +4,7 @@
 #include "extension/linux/nft_table.hpp"
 #include "extension/linux/policy_routes.hpp"
 #include "extension/linux/socket_address.hpp"
+#include "tests/linux/co_binder.hpp"
 #include "tests/linux/tproxy_world.hpp"
 
 #include <gtest/gtest.h>
@@ -113,6 +114,49 @@ TEST(TproxySocketNeedsRootNetns, ReplySocketAddressInUseIsReportedNotThrown) {
   EXPECT_FALSE(reply);
   EXPECT_EQ(ec, boost::system::errc::address_in_use) << ec.message();
   ::close(holder);
+}
+
+// DESIGN.md "Security model": no UDP socket another user can co-bind. With SO_REUSEADDR on both
+// sides Linux lets any user bind the same UDP address, and the newest socket wins the lookup. The
+// listener therefore shares with nobody; reply sockets share their original destination only
+// through SO_REUSEPORT, whose group the kernel lets only the same user join. IP_FREEBIND lets an
+// unprivileged user bind a non-local destination address, so that alone would not protect them.
+TEST(TproxySocketNeedsRootNetns, AnotherUserCannotBindTheUdpListenerOrAReplySocketsAddress) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  auto in = w.app.enter();
+  for (std::string ip : {kWorldV4, kWorldV6}) {
+    SCOPED_TRACE(ip);
+    UniqueFd listener = open_tproxy_udp_socket(ep(loopback(ip), kPort));
+    const relay::Endpoint dst = ep(ip, 5353), app = ep(app_ip(ip), 40000);
+    boost::system::error_code ec;
+    UniqueFd reply = open_udp_reply_socket(dst, app, ec);
+    ASSERT_TRUE(reply) << ec.message();
+    UniqueFd reply2 = open_udp_reply_socket(dst, ep(app_ip(ip), 40001), ec);  // we still share it
+    ASSERT_TRUE(reply2) << ec.message();
+    for (Reuse reuse : {Reuse::address, Reuse::port, Reuse::both}) {
+      SCOPED_TRACE(to_string(reuse));
+      CoBinder on_listener({.ip = loopback(ip), .port = kPort, .reuse = reuse});
+      EXPECT_EQ(on_listener.bind_errno(), EADDRINUSE) << std::strerror(on_listener.bind_errno());
+      CoBinder on_reply({.ip = ip, .port = 5353, .reuse = reuse, .freebind = true, .peer = std::pair{app_ip(ip), 40000}});
+      EXPECT_EQ(on_reply.bind_errno(), EADDRINUSE) << std::strerror(on_reply.bind_errno());
+    }
+  }
+}
+
+// TCP listeners keep SO_REUSEADDR (a restart must not wait out TIME_WAIT): Linux never lets a
+// second socket bind a port that is listening, whatever either side sets.
+TEST(TproxySocketNeedsRootNetns, AnotherUserCannotBindTheTcpListener) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  auto in = w.app.enter();
+  for (std::string ip : {kWorldV4, kWorldV6}) {
+    SCOPED_TRACE(ip);
+    UniqueFd listener = open_tproxy_tcp_listener(ep(loopback(ip), kPort));
+    for (Reuse reuse : {Reuse::address, Reuse::port, Reuse::both}) {
+      SCOPED_TRACE(to_string(reuse));
+      CoBinder co({.ip = loopback(ip), .port = kPort, .reuse = reuse, .tcp = true});
+      EXPECT_EQ(co.bind_errno(), EADDRINUSE) << std::strerror(co.bind_errno());
+    }
+  }
 }
 
 /// DESIGN.md's UDP reclaim, on this kernel: a bypassed flow re-marked "claim" in conntrack sends
