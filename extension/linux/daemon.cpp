@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -227,8 +228,9 @@ namespace {
 /// True when `pid` is a running flowrelay: a table's recorded owner (not a recycled pid).
 bool flowrelay_alive(std::int64_t pid) {
   if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::string comm;
-  if (!read_file("/proc/" + std::to_string(pid) + "/comm", comm)) return true;  // cannot tell: assume it is
+  if (!std::getline(in, comm)) return true;  // cannot tell: assume it is
   return comm.rfind("flowrelay", 0) == 0;
 }
 
