@@ -84,26 +84,33 @@ std::string route_text(const nlmsghdr* m, const rtmsg* r) {
   return out;
 }
 
+/// Each route of `family` with the table it is in (RTA_TABLE over the 8-bit rtm_table).
+template <typename Fn>
+void for_each_route(NetlinkSocket& nl, int family, Fn&& fn) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(nl.request_buffer());
+  nlh->nlmsg_type = RTM_GETROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<std::uint8_t>(family);
+  check(nl.request(nlh, [&](const nlmsghdr* m) {
+    const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m));
+    std::uint32_t table = r->rtm_table;
+    for_each_attr(m, sizeof(rtmsg), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == RTA_TABLE) table = mnl_attr_get_u32(a);
+    });
+    fn(m, r, table);
+  }), "dump routes");
+}
+
 }  // namespace
 
 std::vector<std::string> PolicyRoutes::table_routes() {
   NetlinkSocket nl(NETLINK_ROUTE);
   std::vector<std::string> out;
-  for (int family : kFamilies) {
-    nlmsghdr* nlh = mnl_nlmsg_put_header(nl.request_buffer());
-    nlh->nlmsg_type = RTM_GETROUTE;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-    rtm->rtm_family = static_cast<std::uint8_t>(family);
-    check(nl.request(nlh, [&](const nlmsghdr* m) {
-      const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m));
-      std::uint32_t table = r->rtm_table;
-      for_each_attr(m, sizeof(rtmsg), [&](const nlattr* a) {
-        if (mnl_attr_get_type(a) == RTA_TABLE) table = mnl_attr_get_u32(a);
-      });
+  for (int family : kFamilies)
+    for_each_route(nl, family, [&](const nlmsghdr* m, const rtmsg* r, std::uint32_t table) {
       if (table == spec_.table) out.push_back(route_text(m, r));
-    }), "dump routes");
-  }
+    });
   return out;
 }
 
@@ -189,19 +196,9 @@ bool PolicyRoutes::installed() {
       if (has_mark && table == spec_.table && mark == spec_.fwmark && mask == spec_.fwmask) rule = true;
     }), "dump rules");
 
-    nlh = mnl_nlmsg_put_header(nl.request_buffer());
-    nlh->nlmsg_type = RTM_GETROUTE;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-    rtm->rtm_family = static_cast<std::uint8_t>(family);
-    check(nl.request(nlh, [&](const nlmsghdr* m) {
-      const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m));
-      std::uint32_t table = r->rtm_table;
-      for_each_attr(m, sizeof(rtmsg), [&](const nlattr* a) {
-        if (mnl_attr_get_type(a) == RTA_TABLE) table = mnl_attr_get_u32(a);
-      });
+    for_each_route(nl, family, [&](const nlmsghdr*, const rtmsg* r, std::uint32_t table) {
       if (table == spec_.table && r->rtm_type == RTN_LOCAL && r->rtm_dst_len == 0) route = true;
-    }), "dump routes");
+    });
     if (!rule || !route) return false;
   }
   return true;
