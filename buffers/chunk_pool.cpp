@@ -30,9 +30,13 @@ bool Pool::grow(SizeClass c) {
   // A slab holds at least two chunks of the large class; header-only slabs hold 256 control blocks.
   const std::size_t count = cap == 0 ? 256 : std::max<std::size_t>(2, slab_bytes_ / cap);
   const std::size_t headers = round_up(count * sizeof(Storage), kPage);
-  void* mem = slab_allocate(headers + count * cap, kPage);
+  const std::size_t bytes = headers + count * cap;
+  const std::size_t held = slab_memory_.load(std::memory_order_relaxed);
+  if (limit_ != 0 && held + bytes > limit_) return false;  // the buffer budget is spent
+  void* mem = slab_allocate(bytes, kPage);
   if (mem == nullptr) return false;
   slabs_.push_back(mem);
+  slab_memory_.store(held + bytes, std::memory_order_relaxed);
 
   auto* hdr = static_cast<Storage*>(mem);
   auto* data = static_cast<std::byte*>(mem) + headers;

@@ -58,6 +58,13 @@ class Pool {
   /// Makes the calling thread the owner (a reactor binds its pool when its thread starts).
   void bind_to_current_thread() { owner_ = std::this_thread::get_id(); }
 
+  /// Caps the memory the pool's slabs may hold (0: no cap); past it take() returns nullptr until
+  /// chunks come back. Slabs are never given back, so this bounds the pool's memory for good.
+  /// Owner thread, or before the reactor starts.
+  void set_limit(std::size_t bytes) noexcept { limit_ = bytes; }
+  /// Bytes the slabs hold now.
+  std::size_t slab_memory() const noexcept { return slab_memory_.load(std::memory_order_relaxed); }
+
   /// A fresh chunk with refcount 1, or nullptr if memory is exhausted. Owner thread only.
   Storage* take(SizeClass c);
 
@@ -82,6 +89,8 @@ class Pool {
   bool grow(SizeClass c);
 
   std::size_t slab_bytes_;
+  std::size_t limit_ = 0;
+  std::atomic<std::size_t> slab_memory_{0};
   std::thread::id owner_;
   std::array<Class, kSizeClasses> classes_;
   std::vector<void*> slabs_;  // owner only

@@ -7,6 +7,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -26,6 +27,17 @@ class Reactor {
   std::size_t size() const noexcept { return shards_.size(); }
   boost::asio::io_context& context(std::size_t shard) noexcept { return shards_[shard]->io; }
   buffers::Pool& pool(std::size_t shard) noexcept { return shards_[shard]->pool; }
+  /// Caps the memory of all pools together (0: no cap), split evenly between the shards. Before
+  /// start().
+  void set_buffer_limit(std::size_t bytes) noexcept {
+    for (auto& s : shards_) s->pool.set_limit(bytes == 0 ? 0 : std::max<std::size_t>(1, bytes / shards_.size()));
+  }
+  /// Bytes the pools' slabs hold now.
+  std::size_t buffer_memory() const noexcept {
+    std::size_t n = 0;
+    for (const auto& s : shards_) n += s->pool.slab_memory();
+    return n;
+  }
 
   /// Starts the shard threads; each binds its pool and runs its io_context until stop().
   void start();

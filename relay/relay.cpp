@@ -184,7 +184,9 @@ std::size_t Relay::active() const {
 
 RelayCounters Relay::counters() const {
   std::lock_guard lk(mu_);
-  return counters_;
+  RelayCounters c = counters_;
+  c.buffer_waits = buffer_waits_.load(std::memory_order_relaxed);
+  return c;
 }
 
 }  // namespace flowrelay::relay

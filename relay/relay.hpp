@@ -59,6 +59,7 @@ struct RelayCounters {
   std::uint64_t dial_failures = 0;
   std::uint64_t rejected = 0;      // over max_flows or, for UDP, max_udp_flows
   std::uint64_t rejected_udp = 0;  // of those, UDP flows
+  std::uint64_t buffer_waits = 0;  // reads put off because the buffer budget was spent
   std::uint64_t idle_expired = 0;
   std::uint64_t released = 0;
 };
@@ -99,6 +100,8 @@ class Relay {
   void on_closed(std::function<void(const FlowSnapshot&)> fn) { on_closed_ = std::move(fn); }
 
   FlowId next_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  /// A flow found no chunk to read into (the shard's buffer budget is spent) and waits.
+  void note_buffer_wait() noexcept { buffer_waits_.fetch_add(1, std::memory_order_relaxed); }
   const RelayOptions& options() const noexcept { return options_; }
   Egress& egress() noexcept { return egress_; }
 
@@ -116,6 +119,7 @@ class Relay {
   mutable std::mutex mu_;
   std::condition_variable drained_;
   std::unordered_map<FlowId, detail::FlowBase*> flows_;
+  std::atomic<std::uint64_t> buffer_waits_{0};
   std::size_t udp_flows_ = 0;  // of flows_
   RelayCounters counters_;
   std::function<void(const FlowSnapshot&)> on_closed_;

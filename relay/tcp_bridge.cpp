@@ -20,7 +20,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <spdlog/spdlog.h>
@@ -36,6 +38,8 @@ std::shared_ptr<spdlog::logger> relay_log();
 // A pump that never has to wait (fast sender, fast receiver) yields after this many reads, so one
 // bulk flow cannot starve the other flows, timers and posted work of its shard.
 constexpr int kTurnsPerYield = 16;
+// How long a flow that found no chunk (buffer budget spent) waits before it reads again.
+constexpr auto kBufferRetry = std::chrono::milliseconds(5);
 
 class TcpBridge final : public FlowBase {
  public:
@@ -77,6 +81,7 @@ class TcpBridge final : public FlowBase {
     buffers::Chain queue;
     SplicePipe pipe;  // held while splicing; given back when the direction parks
     bool eof = false;
+    bool starved = false;  // the last read found no chunk: the shard's buffer budget is spent
   };
 
   asio::awaitable<void> dial() {
@@ -161,6 +166,11 @@ class TcpBridge final : public FlowBase {
     drained = d.eof;  // nothing more to read right now
     if (d.eof || q.held() >= high) return true;
     const IoResult r = q.fill(high - q.held());
+    if (r.ec == asio::error::no_buffer_space) {  // not this flow's fault: it waits for memory
+      d.starved = true;
+      drained = false;
+      return true;
+    }
     if (r.ec) {
       fail(r.ec, "read");
       return false;
@@ -232,6 +242,17 @@ class TcpBridge final : public FlowBase {
         d.to->shutdown_write();
         co_return false;
       }
+      if (d.starved && q.held() == 0) {
+        // Every chunk of this shard's budget is queued in some flow: try again once writers had
+        // a moment to drain theirs. Only under memory pressure, so a timer per wait is fine.
+        d.starved = false;
+        relay_.note_buffer_wait();
+        asio::steady_timer retry(ex_, kBufferRetry);
+        co_await retry.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (closing()) co_return false;
+        continue;
+      }
+      d.starved = false;
       // After a read that filled every chunk there is most likely more: read again straight away
       // instead of a round trip through epoll. Otherwise park.
       if (drained) co_return true;

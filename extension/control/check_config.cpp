@@ -89,7 +89,8 @@ std::string config_summary(const Config& c, const PlatformCaps& platform) {
   const auto& l = c.limits;
   o << "limits: connect " << l.connect_timeout.count() << " ms, tcp idle " << l.tcp_idle_timeout.count()
     << " s, udp idle " << l.udp_idle_timeout.count() << " s, flow buffer " << l.flow_buffer_bytes
-    << " B, max flows " << l.max_flows << " (UDP " << l.max_udp_flows << ")\n";
+    << " B, max flows " << l.max_flows << " (UDP " << l.max_udp_flows << "), max buffered " << l.max_buffer_bytes
+    << " B\n";
   const auto& x = c.linux_settings;
   o << "linux: tproxy port " << x.tproxy_port << ", fwmark 0x" << hex(x.fwmark, 1) << ", route table "
     << x.route_table << ", bypass mark 0x" << hex(x.bypass_mark, 1) << "\n";

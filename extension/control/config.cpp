@@ -571,7 +571,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
   if (auto* v = root.if_contains("limits")) {
     const auto& o = as_object(*v, "limits");
     check_keys(o, "limits", {"connect_timeout_ms", "tcp_idle_timeout_s", "udp_idle_timeout_s",
-                             "flow_buffer_bytes", "max_flows", "max_udp_flows"});
+                             "flow_buffer_bytes", "max_flows", "max_udp_flows", "max_buffer_bytes"});
     auto& l = cfg.limits;
     if (auto* x = o.if_contains("connect_timeout_ms"))
       l.connect_timeout = std::chrono::milliseconds(as_ranged(*x, "limits.connect_timeout_ms", 1, 600'000));
@@ -585,6 +585,8 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
       l.max_flows = static_cast<std::uint64_t>(as_ranged(*x, "limits.max_flows", 1, 10'000'000));
     if (auto* x = o.if_contains("max_udp_flows"))
       l.max_udp_flows = static_cast<std::uint64_t>(as_ranged(*x, "limits.max_udp_flows", 1, 10'000'000));
+    if (auto* x = o.if_contains("max_buffer_bytes"))
+      l.max_buffer_bytes = static_cast<std::uint64_t>(as_ranged(*x, "limits.max_buffer_bytes", 4LL << 20, 1LL << 40));
   }
 
   if (auto* v = root.if_contains("linux")) {

@@ -74,6 +74,9 @@ struct Limits {
   std::uint64_t max_flows = 65536;
   /// UDP flows among max_flows: their own budget, so a source-port spray cannot starve TCP.
   std::uint64_t max_udp_flows = 16384;
+  /// All flows' buffered bytes together (the chunk pools' memory); a flow that finds the budget
+  /// spent waits to read. Read at start.
+  std::uint64_t max_buffer_bytes = 1ULL << 30;
 };
 
 /// `linux.gateway`: whose forwarded traffic may be claimed. Absent (both empty): only flows that

@@ -202,6 +202,7 @@ int Daemon::start() {
     }
     log()->info("privileges: {}{}", capability_names(kept_capabilities()),
                 lx.run_as.empty() ? std::string() : ", as user " + lx.run_as);
+    reactor_.set_buffer_limit(config_.limits.max_buffer_bytes);
     reactor_.start();
     start_control_plane();
   } catch (const StartError& e) {

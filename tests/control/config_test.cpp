@@ -56,6 +56,7 @@ TEST(ControlConfig, DefaultsApplyWhenSectionsAreAbsent) {
   EXPECT_EQ(c.limits.flow_buffer_bytes, 262144u);
   EXPECT_EQ(c.limits.max_flows, 65536u);
   EXPECT_EQ(c.limits.max_udp_flows, 16384u);  // a UDP spray leaves three quarters to TCP
+  EXPECT_EQ(c.limits.max_buffer_bytes, 1ULL << 30);
   EXPECT_EQ(c.linux_settings.fwmark, 1u);
   EXPECT_EQ(c.linux_settings.route_table, 100u);
   EXPECT_EQ(c.control_socket, "/run/flowrelay.sock");
@@ -221,6 +222,7 @@ const BadCase kBad[] = {
     {"buffer_tiny", section("limits", R"("flow_buffer_bytes": 16)"), "limits.flow_buffer_bytes", "too small"},
     {"max_flows_float", section("limits", R"("max_flows": 1e6)"), "limits.max_flows", "must be an integer"},
     {"max_udp_flows_zero", section("limits", R"("max_udp_flows": 0)"), "limits.max_udp_flows", "too small"},
+    {"max_buffer_tiny", section("limits", R"("max_buffer_bytes": 65536)"), "limits.max_buffer_bytes", "too small"},
     {"tproxy_port_bad", section("linux", R"("tproxy_port": 65536)"), "linux.tproxy_port", "not a port"},
     {"fwmark_zero", section("linux", R"("fwmark": 0)"), "linux.fwmark", "too small"},
     {"route_table_main", section("linux", R"("route_table": 254)"), "linux.route_table", "reserved table (main)"},
