@@ -152,6 +152,11 @@ std::string render(const NftTableSpec& s) {
        " " + set_fw + " accept\n";
   t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim + " meta nfproto ipv6 tproxy ip6 to [::1]:" + port +
        " " + set_fw + " accept\n";
+  // A claimed packet no relay socket took must not go on to local delivery: a socket of another
+  // user bound to the destination (IP_FREEBIND) and connected to the app wins TPROXY's lookup of
+  // established sockets, is refused as not transparent, and would receive the datagram.
+  t += "    meta l4proto { tcp, udp } ct mark & " + vmask + " == " + claim +
+       " counter drop comment \"claimed, but no relay socket took it\"\n";
   t += "  }\n";
   t += "  chain output {\n";
   t += "    type route hook output priority mangle; policy accept;\n";

@@ -125,6 +125,30 @@ TEST(UdpCoBindNeedsRootNetns, AnotherUserOnAClaimedFlowsReplyAddressGetsNoDatagr
   EXPECT_EQ(c.daemon->terminate(), 0) << c.daemon->log();
 }
 
+// Before a flow exists, another user binds its destination (IP_FREEBIND) and connects to the app's
+// address: TPROXY's lookup of established sockets finds that socket, refuses it as not transparent,
+// and without a drop the claimed datagram would go on to local delivery, into that socket.
+TEST(UdpCoBindNeedsRootNetns, AnotherUserWaitingOnAClaimedDestinationGetsNoDatagram) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Claiming c(w);
+  ASSERT_TRUE(c.daemon->wait_ready()) << c.daemon->log();
+  auto in = w.app.enter();
+  for (std::string ip : {kWorldV4, kWorldV6}) {
+    SCOPED_TRACE(ip);
+    const int app = connected_udp(ip, 5353);  // its port is chosen; nothing is sent yet
+    ASSERT_GE(app, 0);
+    const std::uint16_t app_port = local_addr(app).port();
+    CoBinder co({.ip = ip, .port = 5353, .reuse = Reuse::address, .freebind = true,
+                 .peer = std::pair{app_ip(ip), app_port}});
+    ASSERT_GE(co.bind_errno(), 0) << "the co-binder did not report";
+    ASSERT_TRUE(co.bound()) << std::strerror(co.bind_errno());  // nothing of ours holds the address yet
+    echoed(app, 2, "intercepted?");  // no echo comes back: each waits its 2 s for one
+    EXPECT_EQ(co.received(), 0);
+    ::close(app);
+  }
+  EXPECT_EQ(c.daemon->terminate(), 0) << c.daemon->log();
+}
+
 // `flowrelay forward --udp` shares its port between its own shards (SO_REUSEPORT, one user); a
 // socket of another user must not join in and receive what the relay should forward.
 TEST(ForwardUdpCoBindNeedsRootNetns, AnotherUserOnTheForwardListenerGetsNoDatagram) {
