@@ -30,6 +30,8 @@ inline std::optional<std::string> in_child_within(int ms, const std::function<st
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their shadow maps exceed any cap
     rlimit r{data_limit, data_limit};
     ::setrlimit(RLIMIT_DATA, &r);
+#else
+    (void)data_limit;
 #endif
     std::string out = "=";  // marks an answer, even an empty one
     try {
