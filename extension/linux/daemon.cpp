@@ -120,6 +120,8 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                           {"closed", rc.closed},
                                           {"dial_failures", rc.dial_failures},
                                           {"rejected", rc.rejected},
+                                          {"rejected_udp", rc.rejected_udp},
+                                          {"buffer_waits", rc.buffer_waits},
                                           {"idle_expired", rc.idle_expired},
                                           {"released", rc.released}}},
                    {"source", json::object{{"tcp_accepted", sc.tcp_accepted},
@@ -132,7 +134,8 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                          {"tcp_destroyed", hc.tcp_destroyed},
                                          {"udp_remarked", hc.udp_remarked},
                                          {"released", hc.released},
-                                         {"restarts", hc.restarts}}}};
+                                         {"restarts", hc.restarts},
+                                         {"tables_reinstalled", hc.tables_reinstalled}}}};
   if (!error.empty()) out["bypassed_error"] = error;
   return out;
 }
@@ -147,7 +150,8 @@ Daemon::Daemon(RunOptions options, control::Config config)
       reactor_(options_.threads),
       egress_({config_.limits.connect_timeout, config_.linux_settings.bypass_mark}),
       relay_(reactor_, egress_, relay_options(config_)),
-      timer_(io_) {}
+      timer_(io_),
+      reverify_timer_(io_) {}
 
 Daemon::~Daemon() { stop(); }
 
@@ -290,6 +294,7 @@ void Daemon::start_control_plane() {
     fail(why);
   }
   arm_timer();
+  reverify();
   inotify_.emplace(io_, ::fcntl(file_->fd(), F_DUPFD_CLOEXEC, 0));
   watch_config();
   on_signal();
@@ -304,6 +309,23 @@ void Daemon::arm_timer() {
     if (ec) return;
     plane_->tick();
     arm_timer();
+  });
+}
+
+// What it installed can vanish under it (`nft flush ruleset`, `ip rule flush`, another tool): look
+// every two seconds, put back what is missing, say so.
+void Daemon::reverify() {
+  reverify_timer_.expires_after(std::chrono::seconds(2));
+  reverify_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    try {
+      host_->reverify();
+      if (const int n = routes_->repair(); n > 0)
+        log()->warn("policy routes: {} of the rules and routes this daemon added were gone; added again", n);
+    } catch (const std::exception& e) {
+      log()->error("re-verifying the table and routes: {}", e.what());
+    }
+    reverify();
   });
 }
 
@@ -371,6 +393,7 @@ void Daemon::stop() noexcept {
   };
   // Stop claiming; let flows finish within drain_ms (the table still routes them); then the table
   // and the routes go, while the relay still runs.
+  step("re-verify timer", [&] { reverify_timer_.cancel(); });
   step("config watcher", [&] { if (file_) file_->stop(); });
   step("control socket", [&] { if (control_) control_->close(); });
   step("flow source", [&] { if (source_) source_->stop(); });

@@ -56,6 +56,7 @@ class Daemon {
   bool take_over_table();
   void start_control_plane();
   void arm_timer();
+  void reverify();
   void watch_config();
   void on_signal();
   std::string command(std::string_view cmd);
@@ -74,6 +75,7 @@ class Daemon {
   std::unique_ptr<LinuxHost> host_;
   std::unique_ptr<TproxySource> source_;
   std::unique_ptr<PolicyRoutes> routes_;
+  boost::asio::steady_timer reverify_timer_;  // its handler uses host_ and routes_: goes before them
   control::SystemClock clock_;
   std::unique_ptr<control::ControlPlane> plane_;
   std::unique_ptr<InotifyConfigSource> file_;

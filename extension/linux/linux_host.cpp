@@ -48,7 +48,6 @@ std::uint32_t LinuxHost::mark_for(control::Verdict v) const {
 void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control::HostCompletion done) {
   control::HostResult r;
   try {
-    NftTableSpec spec = nft_spec_from_config(*epoch->config, epoch->id, options_.owner_pid);
     const auto& want = epoch->config->linux_settings;
     const auto& have = options_.linux_settings;
     if (want.tproxy_port != have.tproxy_port || want.fwmark != have.fwmark || want.bypass_mark != have.bypass_mark ||
@@ -56,9 +55,7 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
       log()->warn("epoch {}: changes to the linux section take effect on the next start; keeping port {}, fwmark {}, "
                   "bypass mark {}, table {}, run_as \"{}\"",
                   epoch->id, have.tproxy_port, have.fwmark, have.bypass_mark, have.route_table, have.run_as);
-    spec.tproxy_port = have.tproxy_port;
-    spec.fwmark = have.fwmark;
-    spec.bypass_mark = have.bypass_mark;
+    const NftTableSpec spec = spec_for(*epoch);
     nft_.apply(spec);  // linux.gateway is in the spec: a reload changes it here
     applied_ = epoch;
     applied_id_.store(epoch->id, std::memory_order_release);
@@ -72,6 +69,26 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
     log()->error("epoch {}: {}", epoch->id, r.detail);
   }
   done(std::move(r));
+}
+
+NftTableSpec LinuxHost::spec_for(const control::Epoch& epoch) const {
+  NftTableSpec spec = nft_spec_from_config(*epoch.config, epoch.id, options_.owner_pid);
+  const auto& have = options_.linux_settings;  // what the sockets and routes were made with
+  spec.tproxy_port = have.tproxy_port;
+  spec.fwmark = have.fwmark;
+  spec.bypass_mark = have.bypass_mark;
+  return spec;
+}
+
+bool LinuxHost::reverify() {
+  if (!applied_) return false;
+  const auto t = nft_.installed();
+  if (t && t->epoch == applied_->id && t->owner_pid == options_.owner_pid) return false;
+  log()->warn("table inet flowrelay {} (another tool, `nft flush ruleset`?): installing epoch {} again",
+              t ? "was replaced" : "is gone", applied_->id);
+  nft_.apply(spec_for(*applied_));
+  ++counters_.tables_reinstalled;
+  return true;
 }
 
 void LinuxHost::release(std::vector<relay::FlowMeta> flows, std::chrono::milliseconds grace,

@@ -34,6 +34,7 @@ struct LinuxHostCounters {
   std::uint64_t udp_remarked = 0;
   std::uint64_t released = 0;
   std::uint64_t restarts = 0;
+  std::uint64_t tables_reinstalled = 0;  // found gone or replaced under us, and put back
 };
 
 class LinuxHost final : public control::ProviderHost {
@@ -53,6 +54,9 @@ class LinuxHost final : public control::ProviderHost {
   /// The epoch whose table is installed (0: none). Any thread: sources stamp claimed flows with it.
   relay::EpochId applied_epoch() const { return applied_id_.load(std::memory_order_acquire); }
   const LinuxHostCounters& counters() const { return counters_; }
+  /// Puts the applied epoch's table back when it is gone or is not ours any more (`nft flush
+  /// ruleset`, another tool). True when it had to. Control thread; throws what nftables throws.
+  bool reverify();
 
  private:
   struct Moved {
@@ -60,6 +64,7 @@ class LinuxHost final : public control::ProviderHost {
     std::vector<std::pair<relay::FlowId, std::string>> failures;
     bool unavailable = false;
   };
+  NftTableSpec spec_for(const control::Epoch& epoch) const;
   void move_bypassed(const BypassedFlow& f, std::uint32_t ct_mark, Moved& m);
   std::uint32_t mark_for(control::Verdict v) const;
 

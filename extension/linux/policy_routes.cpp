@@ -136,6 +136,26 @@ void PolicyRoutes::install() {
   }
 }
 
+int PolicyRoutes::repair() {
+  NetlinkSocket nl(NETLINK_ROUTE);
+  int repaired = 0;
+  for (std::size_t i = 0; i < std::size(kFamilies); ++i) {
+    const int family = kFamilies[i];
+    // EXCL: EEXIST means still there, nothing to do.
+    if (added_[i].rule) {
+      int err = nl.request(rule_msg(nl, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, family, spec_));
+      if (err != EEXIST) check(err, "re-add ip rule");
+      repaired += err == 0 ? 1 : 0;
+    }
+    if (added_[i].route) {
+      int err = nl.request(route_msg(nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, family, spec_));
+      if (err != EEXIST) check(err, "re-add local route");
+      repaired += err == 0 ? 1 : 0;
+    }
+  }
+  return repaired;
+}
+
 void PolicyRoutes::remove() {
   NetlinkSocket nl(NETLINK_ROUTE);
   for (std::size_t i = 0; i < std::size(kFamilies); ++i) {

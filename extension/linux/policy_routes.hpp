@@ -48,6 +48,9 @@ class PolicyRoutes {
   void remove_stale();
   /// True when both families' rule and route are present (whoever made them).
   bool installed();
+  /// Adds again what install() added and someone removed since (`ip rule del`, a flush); how
+  /// many it re-added.
+  int repair();
   /// The routes in the table, both families, one line each ("local 0.0.0.0/0 dev 1").
   std::vector<std::string> table_routes();
   /// Families ("ip", "ip -6") whose rule was already there at install() and is left in place.

@@ -218,5 +218,33 @@ EOF)");
   EXPECT_EQ(d.terminate(), 0) << d.log();
 }
 
+TEST(DaemonOwnershipNeedsRootNetns, ATableAndRoutesRemovedUnderItAreBackWithinSecondsAndClaimAgain) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  EchoWorld echo(w);
+  TempDir dir;
+  const auto config = dir.file("c.json"), socket = dir.file("c.sock");
+  write_config(config, claim_config(socket));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  const Objects installed = objects(w);
+  ASSERT_FALSE(installed.table.empty()) << describe(installed);
+  {
+    auto in = w.app.enter();  // what a careless operator or another tool does
+    ASSERT_EQ(sh("nft flush ruleset").first, 0);
+    ASSERT_EQ(sh("ip route flush table 100; ip -6 route flush table 100").first, 0);
+  }
+  ASSERT_TRUE(objects(w).table.empty());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Objects now = objects(w);
+  while (!(now == installed) && std::chrono::steady_clock::now() < deadline) now = objects(w);
+  EXPECT_EQ(now, installed) << describe(now) << "\n=== was ===\n" << describe(installed) << d.log();
+  const int before = adopted(d);
+  EXPECT_TRUE(tcp_echo(w, "claimed again")) << d.log();
+  EXPECT_EQ(adopted(d), before + 1) << d.log();  // through the relay, not around it
+  EXPECT_GE(d.flows().as_object().at("host").as_object().at("tables_reinstalled").to_number<int>(), 1);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  EXPECT_TRUE(objects(w).table.empty());  // and it still removes what it put back
+}
+
 }  // namespace
 }  // namespace flowrelay::linux_host
