@@ -1,5 +1,7 @@
 #include "extension/linux/control_socket.hpp"
 
+#include "extension/linux/control_request.hpp"
+
 #include "relay/accept_loop.hpp"
 
 #include <boost/asio/read_until.hpp>
@@ -136,9 +138,8 @@ void ControlServer::serve(stream_protocol::socket socket) {
   asio::async_read_until(c->socket, c->buf, '\n', [this, c](error_code rec, std::size_t n) {
     if (rec && rec != asio::error::eof) return;  // too long (not_found), timed out, or gone
     Connection::expire_after(c, limits_.write_timeout);
-    std::string line(asio::buffers_begin(c->buf.data()), asio::buffers_begin(c->buf.data()) + n);
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    c->answer = handler_(line);
+    const auto data = c->buf.data();  // one contiguous buffer (asio::streambuf)
+    c->answer = handler_(control_command(std::string_view(static_cast<const char*>(data.data()), n)));
     asio::async_write(c->socket, asio::buffer(c->answer), [c](error_code, std::size_t) {
       error_code ignored;
       c->socket.shutdown(stream_protocol::socket::shutdown_both, ignored);

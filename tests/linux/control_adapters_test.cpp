@@ -92,7 +92,9 @@ TEST(NftSpecFromConfig, CarriesRulesMarksAndEpoch) {
 class FakeDaemon {
  public:
   explicit FakeDaemon(std::string answer)
-      : server_(io_, path_, [a = std::move(answer)](std::string_view) { return a; }), thread_([this] { io_.run(); }) {}
+      : FakeDaemon(ControlServer::Handler([a = std::move(answer)](std::string_view) { return a; })) {}
+  explicit FakeDaemon(ControlServer::Handler handler)
+      : server_(io_, path_, std::move(handler)), thread_([this] { io_.run(); }) {}
   ~FakeDaemon() {
     boost::asio::post(io_, [this] { server_.close(); });
     thread_.join();
@@ -105,6 +107,16 @@ class FakeDaemon {
   ControlServer server_;
   std::thread thread_;
 };
+
+TEST(ControlServer, TheCommandIsTheRequestLineLessTrailingCrLf) {
+  FakeDaemon daemon(ControlServer::Handler([](std::string_view cmd) { return "[" + std::string(cmd) + "]"; }));
+  for (const auto& [request, seen] : std::vector<std::pair<std::string, std::string>>{
+           {"flows", "[flows]"}, {"epochs\r", "[epochs]"}, {"epochs-table\r\r", "[epochs-table]"},
+           {" flows ", "[ flows ]"}, {"", "[]"}}) {
+    std::string error;
+    EXPECT_EQ(control_request(daemon.path(), request, error).value_or(error), seen) << request;
+  }
+}
 
 TEST(FlowsCommand, AMalformedAnswerIsAnErrorOrADashNeverACrash) {
   struct Case {
