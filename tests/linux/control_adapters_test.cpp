@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -137,6 +139,25 @@ TEST(FlowsCommand, AMalformedAnswerIsAnErrorOrADashNeverACrash) {
     EXPECT_EQ(flows_command(daemon.path(), false, out, err), c.rc) << c.answer;
     EXPECT_NE((out.str() + err.str()).find(c.shows), std::string::npos) << c.answer << ": " << out.str() << err.str();
   }
+}
+
+TEST(ControlServer, AnOversizedRequestIsCutOffWithoutAnAnswerAndOthersAreServed) {
+  FakeDaemon daemon(R"({"epoch": 1, "claimed": 0, "bypassed": 0, "flows": []})");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", daemon.path().c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string big(8192, 'f');  // twice the 4 KiB limit, and no end of line
+  (void)::send(fd, big.data(), big.size(), MSG_NOSIGNAL);
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 3000), 1) << "the server kept an oversized request open";
+  char c;
+  EXPECT_LE(::recv(fd, &c, 1, 0), 0);  // closed (or reset), no answer
+  ::close(fd);
+  std::ostringstream out, err;
+  EXPECT_EQ(flows_command(daemon.path(), false, out, err), 0) << err.str();
 }
 
 }  // namespace
