@@ -106,22 +106,24 @@ Conntrack::Conntrack() {
 
 Conntrack::~Conntrack() { nfct_close(h_); }
 
+int Conntrack::query(int type, void* data, void* c, std::vector<ConntrackEntry>& out) {
+  for (int attempt = 0;; ++attempt) {
+    out.clear();
+    nfct_callback_register(h_, NFCT_T_ALL, collect, c);
+    const int rc = nfct_query(h_, static_cast<nf_conntrack_query>(type), data);
+    const int err = errno;
+    nfct_callback_unregister(h_);
+    if (rc >= 0) return 0;
+    if (err != EINTR || attempt + 1 == kAttempts) return err;
+  }
+}
+
 std::vector<ConntrackEntry> Conntrack::list(std::optional<relay::Proto> proto) {
   std::vector<ConntrackEntry> out;
   Collect c{&out, proto};
   std::uint32_t family = AF_UNSPEC;
-  int rc = 0, err = 0;
-  // EINTR: a signal, or a dump the kernel flagged as interrupted (the table changed under it,
-  // entries may be missing or repeated): ask again from scratch.
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    out.clear();
-    nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
-    rc = nfct_query(h_, NFCT_Q_DUMP, &family);
-    err = errno;
-    nfct_callback_unregister(h_);
-    if (rc >= 0 || err != EINTR) break;
-  }
-  if (rc < 0) throw std::system_error(err, std::generic_category(), "conntrack dump");
+  if (const int err = query(NFCT_Q_DUMP, &family, &c, out); err != 0)
+    throw std::system_error(err, std::generic_category(), "conntrack dump");
   return out;
 }
 
@@ -130,16 +132,7 @@ std::optional<ConntrackEntry> Conntrack::find(relay::Proto proto, const relay::E
   auto ct = orig_tuple(proto, src, dst);
   std::vector<ConntrackEntry> out;
   Collect c{&out, proto};
-  int rc = 0, err = 0;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    out.clear();
-    nfct_callback_register(h_, NFCT_T_ALL, collect, &c);
-    rc = nfct_query(h_, NFCT_Q_GET, ct.get());
-    err = errno;
-    nfct_callback_unregister(h_);
-    if (rc >= 0 || err != EINTR) break;
-  }
-  if (rc < 0) {
+  if (const int err = query(NFCT_Q_GET, ct.get(), &c, out); err != 0) {
     if (err == ENOENT) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "conntrack get");
   }
@@ -154,7 +147,8 @@ bool Conntrack::set_mark(relay::Proto proto, const relay::Endpoint& src, const r
   // another tool re-marking the same entry).
   auto ct = orig_tuple(proto, src, dst);
   nfct_set_attr_u32(ct.get(), ATTR_MARK, mark & mask);
-  detail::NetlinkSocket nl(NETLINK_NETFILTER);
+  if (!nl_) nl_ = std::make_unique<detail::NetlinkSocket>(NETLINK_NETFILTER);  // one for every re-mark
+  auto& nl = *nl_;
   nlmsghdr* nlh = mnl_nlmsg_put_header(nl.request_buffer());
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;  // no NLM_F_CREATE: update an existing entry only

@@ -12,12 +12,17 @@
 #include "relay/flow_meta.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
 struct nfct_handle;
 
 namespace flowrelay::linux_host {
+
+namespace detail {
+class NetlinkSocket;
+}
 
 /// One tracked connection: its original-direction tuple (app -> destination for an app's flow),
 /// the reply tuple, and its mark.
@@ -53,7 +58,12 @@ class Conntrack {
                 std::uint32_t mask = 0xffffffffu);
 
  private:
+  /// nfct_query(h_, type, data) with `collect` feeding `c`, asked again on EINTR (a signal, or a
+  /// dump the kernel flagged as interrupted: entries may be missing or repeated). 0, or the errno.
+  int query(int type, void* data, void* c, std::vector<ConntrackEntry>& out);
+
   nfct_handle* h_ = nullptr;
+  std::unique_ptr<detail::NetlinkSocket> nl_;  // for masked re-marks; opened at the first
 };
 
 }  // namespace flowrelay::linux_host
