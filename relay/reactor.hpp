@@ -1,6 +1,10 @@
 #pragma once
 // One io_context, one thread and one chunk pool per shard (default: one shard per core). A flow lives
 // on the shard that accepted it: its sockets, its pumps and its chunks never leave that thread.
+//
+// By default each shard's thread is pinned to its own CPU (of those the process may run on), so a
+// listener can ask the kernel, with SO_INCOMING_CPU, for the connections that arrive on that CPU: the
+// flow is then served where the kernel already handled its packets, with no wakeup across CPUs.
 
 #include "buffers/chunk_pool.hpp"
 
@@ -18,13 +22,16 @@ namespace flowrelay::relay {
 
 class Reactor {
  public:
-  /// threads == 0: one per core.
+  /// threads == 0: one per CPU the process may run on, each pinned to its CPU. An explicit count
+  /// is not pinned.
   explicit Reactor(std::size_t threads = 0);
   ~Reactor();  // stops and joins
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
   std::size_t size() const noexcept { return shards_.size(); }
+  /// The CPU a shard's thread is pinned to, or -1 when it is not pinned.
+  int cpu(std::size_t shard) const noexcept { return shards_[shard]->cpu; }
   boost::asio::io_context& context(std::size_t shard) noexcept { return shards_[shard]->io; }
   buffers::Pool& pool(std::size_t shard) noexcept { return shards_[shard]->pool; }
   /// Caps the memory of all pools together (0: no cap), split evenly between the shards. Before
@@ -56,6 +63,7 @@ class Reactor {
     boost::asio::io_context io{1};  // one thread per context: Asio may skip its locks
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
     std::thread thread;
+    int cpu = -1;
   };
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> running_{false};

@@ -154,6 +154,10 @@ void ForwardSource::start() {
         if (bound_.port == 0) bound_.port = shard->socket.local_endpoint().port();
       } else {
         bind_reuseport(shard->acceptor, tcp::endpoint(bound_.address, bound_.port));
+        // Connections whose packets the kernel handled on this shard's CPU come to this shard
+        // (TCP only: a UDP peer's datagrams must all reach one association, whatever CPU sent them).
+        if (const int cpu = reactor_.cpu(i); cpu >= 0)
+          ::setsockopt(shard->acceptor.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof cpu);
         shard->acceptor.listen(asio::socket_base::max_listen_connections);
         if (bound_.port == 0) bound_.port = shard->acceptor.local_endpoint().port();
       }

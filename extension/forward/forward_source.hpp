@@ -19,7 +19,7 @@ struct ForwardOptions {
 };
 
 /// Listens on every reactor shard (SO_REUSEPORT: the kernel spreads connections, no handoff between
-/// threads) and hands each accepted flow to the relay on the shard that accepted it.
+/// threads; with pinned shards, SO_INCOMING_CPU keeps a connection on the CPU that received it) and hands each accepted flow to the relay on the shard that accepted it.
 class ForwardSource {
  public:
   ForwardSource(relay::Reactor& reactor, relay::Relay& relay, ForwardOptions options);
