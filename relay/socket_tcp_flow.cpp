@@ -31,6 +31,7 @@ IoResult SocketTcpFlow::read(buffers::Chain& into, std::size_t max) {
     r.ec = asio::error::no_buffer_space;
     return r;
   }
+  const std::size_t room = scatter.bytes();  // commit() empties the scatter
   error_code ec;
   const std::size_t n = socket_.read_some(scatter, ec);
   into.commit(scatter, n);
@@ -45,7 +46,7 @@ IoResult SocketTcpFlow::read(buffers::Chain& into, std::size_t max) {
     // Stay in 64 KiB chunks while reads are large; small reads (interactive traffic) go back to
     // one 16 KiB chunk so a queued message does not pin a large one.
     bulk_ = n >= buffers::kSmallChunk;
-    r.would_block = n < scatter.bytes();  // a short read emptied the socket buffer
+    r.would_block = n < room;  // a short read emptied the socket buffer
   }
   return r;
 }
