@@ -4,36 +4,43 @@
 
 namespace flowrelay::buffers {
 
-Chain::Chain(Chain&& o) noexcept
-    : ring_(std::exchange(o.ring_, nullptr)),
-      cap_(std::exchange(o.cap_, 0)),
-      head_(std::exchange(o.head_, 0)),
-      count_(std::exchange(o.count_, 0)),
-      bytes_(std::exchange(o.bytes_, 0)) {}
+Chain::Chain(Chain&& o) noexcept { take(o); }
 
 Chain& Chain::operator=(Chain&& o) noexcept {
   if (this != &o) {
     clear();
-    delete[] ring_;
-    ring_ = std::exchange(o.ring_, nullptr);
-    cap_ = std::exchange(o.cap_, 0);
-    head_ = std::exchange(o.head_, 0);
-    count_ = std::exchange(o.count_, 0);
-    bytes_ = std::exchange(o.bytes_, 0);
+    if (on_heap()) delete[] ring_;
+    ring_ = inline_;
+    cap_ = kInline;
+    take(o);
   }
   return *this;
 }
 
 Chain::~Chain() {
   clear();
-  delete[] ring_;
+  if (on_heap()) delete[] ring_;
+}
+
+void Chain::take(Chain& o) noexcept {
+  count_ = std::exchange(o.count_, 0);
+  bytes_ = std::exchange(o.bytes_, 0);
+  if (o.on_heap()) {
+    ring_ = std::exchange(o.ring_, o.inline_);
+    cap_ = std::exchange(o.cap_, kInline);
+    head_ = std::exchange(o.head_, 0);
+    return;
+  }
+  for (std::size_t i = 0; i < count_; ++i) inline_[i] = std::move(o.inline_[(o.head_ + i) & (kInline - 1)]);
+  head_ = 0;
+  o.head_ = 0;
 }
 
 void Chain::grow() {
-  const std::size_t cap = cap_ == 0 ? 8 : cap_ * 2;
+  const std::size_t cap = on_heap() ? cap_ * 2 : 8;
   auto* ring = new Buffer[cap];
   for (std::size_t i = 0; i < count_; ++i) ring[i] = std::move(ring_[(head_ + i) & (cap_ - 1)]);
-  delete[] ring_;
+  if (on_heap()) delete[] ring_;
   ring_ = ring;
   cap_ = cap;
   head_ = 0;

@@ -2,8 +2,10 @@
 // A queue of Buffers with scatter (fresh chunks for one readv) and gather (queued views for one
 // writev) as Asio buffer sequences. Bytes move in and out by reference, never by copy.
 //
-// The queue is a power-of-two ring of Buffer slots that grows when a flow first needs more slots and
-// then stays: steady-state traffic allocates nothing. An empty Chain holds no chunk.
+// The queue is a power-of-two ring of Buffer slots: two inline (an interactive flow queues one message
+// at a time, and an idle flow should cost no heap block for its queues), then a heap ring that grows
+// when a flow first needs more slots and then stays: steady-state traffic allocates nothing. An
+// empty Chain holds no chunk.
 
 #include "buffers/buffer.hpp"
 
@@ -88,10 +90,15 @@ class Chain {
   void commit(Scatter& s, std::size_t n);
 
  private:
+  static constexpr std::size_t kInline = 2;  // a power of two
+  bool on_heap() const noexcept { return ring_ != inline_; }
   void grow();
+  /// Takes o's queue (o is left empty, on its inline slots); this chain must be empty and inline.
+  void take(Chain& o) noexcept;
 
-  Buffer* ring_ = nullptr;
-  std::size_t cap_ = 0;  // power of two
+  Buffer inline_[kInline];
+  Buffer* ring_ = inline_;
+  std::size_t cap_ = kInline;  // power of two
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;

@@ -37,6 +37,32 @@ TEST(Chain, ConsumeAcrossBuffersKeepsOrder) {
   EXPECT_EQ(pool.stats().classes[0].live, 0);
 }
 
+TEST(Chain, MovedChainsKeepTheirBytesInOrderWhetherFewOrMany) {
+  Pool pool;
+  for (std::size_t n : {1u, 2u, 3u, 20u}) {  // within the inline slots, then on the heap ring
+    Chain a;
+    a.append(filled(pool, 10, 200));  // wrap the ring's head once
+    a.consume(10);
+    for (std::size_t i = 0; i < n; ++i) a.append(filled(pool, 10, static_cast<unsigned char>(i * 10)));
+    Chain b(std::move(a));
+    Chain c;
+    c.append(filled(pool, 5, 0));
+    c = std::move(b);
+    EXPECT_EQ(a.size(), 0u);
+    EXPECT_EQ(b.size(), 0u);
+    ASSERT_EQ(c.size(), n * 10) << n << " buffers";
+    for (std::size_t i = 0; i < n * 10; ++i) {
+      const auto g = c.gather(1);
+      ASSERT_EQ(g.count(), 1u);
+      EXPECT_EQ(static_cast<const unsigned char*>(g.begin()->data())[0], static_cast<unsigned char>(i)) << n << " buffers";
+      c.consume(1);
+    }
+    a.append(filled(pool, 3, 0));  // a moved-from chain is usable again
+    EXPECT_EQ(a.size(), 3u);
+  }
+  EXPECT_EQ(pool.stats().classes[0].live, 0u);  // every chunk went back
+}
+
 TEST(Chain, GatherStopsAtIovLimitAndByteLimit) {
   Pool pool;
   Chain c;
