@@ -1,50 +1,34 @@
 #include "relay/reactor.hpp"
 
-#include <pthread.h>
-#include <sched.h>
-
 namespace flowrelay::relay {
 
-namespace {
-
-/// The CPUs this process may run on (its affinity mask, which a container or taskset narrows).
-std::vector<int> allowed_cpus() {
-  std::vector<int> cpus;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0)
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-      if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  return cpus;
-}
-
-}  // namespace
-
 Reactor::Reactor(std::size_t threads) {
-  std::vector<int> cpus;
-  if (threads == 0) {
-    cpus = allowed_cpus();
-    threads = cpus.empty() ? std::max(1u, std::thread::hardware_concurrency()) : cpus.size();
-  }
-  for (std::size_t i = 0; i < threads; ++i) {
-    shards_.push_back(std::make_unique<Shard>());
-    if (i < cpus.size() && cpus.size() > 1) shards_.back()->cpu = cpus[i];
-  }
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < threads; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
 Reactor::~Reactor() { stop(); }
+
+void Reactor::add_load(const boost::asio::execution_context* ctx, int delta) noexcept {
+  for (auto& s : shards_)
+    if (static_cast<const boost::asio::execution_context*>(&s->io) == ctx) {
+      s->flows.fetch_add(delta, std::memory_order_relaxed);
+      return;
+    }
+}
+
+std::size_t Reactor::place(std::size_t home) const noexcept {
+  std::size_t least = home;
+  for (std::size_t i = 0; i < shards_.size(); ++i)
+    if (load(i) < load(least)) least = i;
+  return load(home) <= kPackedFlows ? home : least;
+}
 
 void Reactor::start() {
   running_.store(true, std::memory_order_release);
   for (auto& s : shards_) {
     Shard* shard = s.get();
     shard->thread = std::thread([shard] {
-      if (shard->cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(shard->cpu, &set);
-        ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);  // best effort: steering still works
-      }
       shard->pool.bind_to_current_thread();
       buffers::Pool::set_local(&shard->pool);
       shard->io.run();

@@ -1,10 +1,11 @@
 #pragma once
 // One io_context, one thread and one chunk pool per shard (default: one shard per core). A flow lives
-// on the shard that accepted it: its sockets, its pumps and its chunks never leave that thread.
+// on one shard: its sockets, its pumps and its chunks never leave that thread.
 //
-// By default each shard's thread is pinned to its own CPU (of those the process may run on), so a
-// listener can ask the kernel, with SO_INCOMING_CPU, for the connections that arrive on that CPU: the
-// flow is then served where the kernel already handled its packets, with no wakeup across CPUs.
+// Each shard counts the flows it runs, so a source can place a new connection: place() keeps
+// connections on the home shard while it is lightly loaded (sequential connections then stay on one
+// warm thread, which measured faster than spreading them) and sends them to the least loaded shard
+// once there is parallel work.
 
 #include "buffers/chunk_pool.hpp"
 
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -22,16 +24,22 @@ namespace flowrelay::relay {
 
 class Reactor {
  public:
-  /// threads == 0: one per CPU the process may run on, each pinned to its CPU. An explicit count
-  /// is not pinned.
+  /// threads == 0: one per core.
   explicit Reactor(std::size_t threads = 0);
   ~Reactor();  // stops and joins
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
   std::size_t size() const noexcept { return shards_.size(); }
-  /// The CPU a shard's thread is pinned to, or -1 when it is not pinned.
-  int cpu(std::size_t shard) const noexcept { return shards_[shard]->cpu; }
+
+  /// Flows a shard runs now.
+  std::int64_t load(std::size_t shard) const noexcept { return shards_[shard]->flows.load(std::memory_order_relaxed); }
+  /// A flow started (+1) or ended (-1) on the shard whose io_context is ctx. Any thread.
+  void add_load(const boost::asio::execution_context* ctx, int delta) noexcept;
+  /// The shard a connection accepted on `home` should run on: home while it runs at most
+  /// kPackedFlows flows or is the least loaded, else the least loaded shard.
+  std::size_t place(std::size_t home) const noexcept;
+  static constexpr std::int64_t kPackedFlows = 1;
   boost::asio::io_context& context(std::size_t shard) noexcept { return shards_[shard]->io; }
   buffers::Pool& pool(std::size_t shard) noexcept { return shards_[shard]->pool; }
   /// Caps the memory of all pools together (0: no cap), split evenly between the shards. Before
@@ -63,7 +71,7 @@ class Reactor {
     boost::asio::io_context io{1};  // one thread per context: Asio may skip its locks
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
     std::thread thread;
-    int cpu = -1;
+    alignas(64) std::atomic<std::int64_t> flows{0};  // its own cache line: written by its thread
   };
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> running_{false};

@@ -116,6 +116,7 @@ bool Relay::admit(detail::FlowBase* f) {
     return false;
   }
   flows_.emplace(f->meta().id, f);
+  reactor_.add_load(f->context(), +1);
   if (udp) ++udp_flows_;
   ++counters_.adopted;
   return true;
@@ -126,6 +127,7 @@ void Relay::retire(detail::FlowBase* f) {
   {
     std::lock_guard lk(mu_);
     flows_.erase(f->meta().id);
+    reactor_.add_load(f->context(), -1);
     if (f->meta().proto == Proto::udp) --udp_flows_;
     ++counters_.closed;
     if (f->dial_failed()) ++counters_.dial_failures;

@@ -18,6 +18,7 @@
 
 #include <future>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <system_error>
 #include <type_traits>
 #include <unordered_map>
@@ -145,7 +146,10 @@ ForwardSource::ForwardSource(relay::Reactor& reactor, relay::Relay& relay, Forwa
 ForwardSource::~ForwardSource() { stop(); }
 
 void ForwardSource::start() {
-  for (std::size_t i = 0; i < reactor_.size(); ++i) {
+  // UDP: a socket per shard, the kernel hashing each peer to one of them. TCP: one listener, on
+  // shard 0, whose accepts Reactor::place() keeps there or hands to the least loaded shard.
+  const std::size_t listeners = options_.udp ? reactor_.size() : 1;
+  for (std::size_t i = 0; i < listeners; ++i) {
     auto shard = std::make_shared<Shard>(reactor_.context(i));
     try {
       if (options_.udp) {
@@ -154,10 +158,6 @@ void ForwardSource::start() {
         if (bound_.port == 0) bound_.port = shard->socket.local_endpoint().port();
       } else {
         bind_reuseport(shard->acceptor, tcp::endpoint(bound_.address, bound_.port));
-        // Connections whose packets the kernel handled on this shard's CPU come to this shard
-        // (TCP only: a UDP peer's datagrams must all reach one association, whatever CPU sent them).
-        if (const int cpu = reactor_.cpu(i); cpu >= 0)
-          ::setsockopt(shard->acceptor.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof cpu);
         shard->acceptor.listen(asio::socket_base::max_listen_connections);
         if (bound_.port == 0) bound_.port = shard->acceptor.local_endpoint().port();
       }
@@ -185,12 +185,34 @@ void ForwardSource::start() {
       asio::co_spawn(shard->io,
                      relay::accept_loop(shard->acceptor,
                                         [this](tcp::socket socket, const tcp::endpoint& remote) {
-                                          adopt_forwarded(std::move(socket), remote, relay_, options_.to);
+                                          place_accepted(std::move(socket), remote);
                                         }),
                      done);
   }
   log()->info("forwarding {} {} -> {} on {} threads", options_.udp ? "udp" : "tcp", bound_.to_string(),
-              options_.to.to_string(), shards_.size());
+              options_.to.to_string(), reactor_.size());
+}
+
+void ForwardSource::place_accepted(tcp::socket socket, const tcp::endpoint& remote) {
+  const std::size_t to = reactor_.place(0);
+  if (to == 0) {
+    adopt_forwarded(std::move(socket), remote, relay_, options_.to);
+    return;
+  }
+  // Another shard takes it: the descriptor moves, the flow is adopted there.
+  error_code ec;
+  const int fd = socket.release(ec);
+  if (ec) return;
+  asio::post(reactor_.context(to), [&io = reactor_.context(to), &relay = relay_, dst = options_.to, fd, remote] {
+    tcp::socket moved(io);
+    error_code e;
+    moved.assign(remote.protocol(), fd, e);
+    if (e) {
+      ::close(fd);
+      return;
+    }
+    adopt_forwarded(std::move(moved), remote, relay, dst);
+  });
 }
 
 void ForwardSource::stop() {
@@ -213,6 +235,13 @@ void ForwardSource::stop() {
       shard->loop_done.get_future().wait();
     }
   }
+  // Connections handed to other shards before the loops ended are adopted before stop() returns.
+  if (!options_.udp && reactor_.running())
+    for (std::size_t i = 1; i < reactor_.size(); ++i) {
+      std::promise<void> adopted;
+      asio::post(reactor_.context(i), [&adopted] { adopted.set_value(); });
+      adopted.get_future().wait();
+    }
 }
 
 }  // namespace flowrelay::forward

@@ -7,6 +7,8 @@
 #include "relay/reactor.hpp"
 #include "relay/relay.hpp"
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include <memory>
 #include <vector>
 
@@ -18,8 +20,9 @@ struct ForwardOptions {
   bool udp = false;        // forward UDP datagrams instead of TCP connections
 };
 
-/// Listens on every reactor shard (SO_REUSEPORT: the kernel spreads connections, no handoff between
-/// threads; with pinned shards, SO_INCOMING_CPU keeps a connection on the CPU that received it) and hands each accepted flow to the relay on the shard that accepted it.
+/// TCP: one listener; each connection runs on the shard Reactor::place() picks (the listener's own
+/// while it is lightly loaded). UDP: a socket on every shard (SO_REUSEPORT: the kernel hashes each
+/// peer to one shard, no handoff between threads) and hands each accepted flow to the relay on the shard that accepted it.
 class ForwardSource {
  public:
   ForwardSource(relay::Reactor& reactor, relay::Relay& relay, ForwardOptions options);
@@ -36,6 +39,8 @@ class ForwardSource {
 
  private:
   struct Shard;
+  void place_accepted(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& remote);
+
   relay::Reactor& reactor_;
   relay::Relay& relay_;
   ForwardOptions options_;
