@@ -1,8 +1,12 @@
 #pragma once
 // The accept loop every TCP flow source runs: accept until the acceptor closes, and pause instead of
-// spinning when the process is out of descriptors (DESIGN.md, "Bad input and faults").
+// spinning when the process is out of descriptors (DESIGN.md, "Bad input and faults"); and where
+// an accepted connection runs (Reactor::place()).
+
+#include "relay/reactor.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -11,6 +15,8 @@
 
 #include <chrono>
 #include <utility>
+
+#include <unistd.h>
 
 namespace flowrelay::relay {
 
@@ -40,6 +46,34 @@ boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& accepto
     if (rec) continue;
     on_accept(std::move(socket), remote);
   }
+}
+
+/// Runs a connection accepted on shard `home` where Reactor::place() says: adopt(socket, remote)
+/// right here, or on the other shard's thread with the descriptor moved there. adopt is copied into
+/// the handoff: what it refers to must outlive the reactor's queued work (a source's stop() waits
+/// for a turn of every shard).
+template <typename Adopt>
+void place_accepted(Reactor& reactor, std::size_t home, boost::asio::ip::tcp::socket socket,
+                    const boost::asio::ip::tcp::endpoint& remote, Adopt adopt) {
+  namespace asio = boost::asio;
+  const std::size_t to = reactor.place(home);
+  if (to == home) {
+    adopt(std::move(socket), remote);
+    return;
+  }
+  boost::system::error_code ec;
+  const int fd = socket.release(ec);
+  if (ec) return;
+  asio::post(reactor.context(to), [&io = reactor.context(to), fd, remote, adopt = std::move(adopt)]() mutable {
+    asio::ip::tcp::socket moved(io);
+    boost::system::error_code e;
+    moved.assign(remote.protocol(), fd, e);
+    if (e) {
+      ::close(fd);
+      return;
+    }
+    adopt(std::move(moved), remote);
+  });
 }
 
 }  // namespace flowrelay::relay

@@ -18,7 +18,6 @@
 
 #include <future>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <system_error>
 #include <type_traits>
 #include <unordered_map>
@@ -185,34 +184,15 @@ void ForwardSource::start() {
       asio::co_spawn(shard->io,
                      relay::accept_loop(shard->acceptor,
                                         [this](tcp::socket socket, const tcp::endpoint& remote) {
-                                          place_accepted(std::move(socket), remote);
+                                          relay::place_accepted(reactor_, 0, std::move(socket), remote,
+                                                                [&relay = relay_, to = options_.to](tcp::socket s, const tcp::endpoint& r) {
+                                                                  adopt_forwarded(std::move(s), r, relay, to);
+                                                                });
                                         }),
                      done);
   }
   log()->info("forwarding {} {} -> {} on {} threads", options_.udp ? "udp" : "tcp", bound_.to_string(),
               options_.to.to_string(), reactor_.size());
-}
-
-void ForwardSource::place_accepted(tcp::socket socket, const tcp::endpoint& remote) {
-  const std::size_t to = reactor_.place(0);
-  if (to == 0) {
-    adopt_forwarded(std::move(socket), remote, relay_, options_.to);
-    return;
-  }
-  // Another shard takes it: the descriptor moves, the flow is adopted there.
-  error_code ec;
-  const int fd = socket.release(ec);
-  if (ec) return;
-  asio::post(reactor_.context(to), [&io = reactor_.context(to), &relay = relay_, dst = options_.to, fd, remote] {
-    tcp::socket moved(io);
-    error_code e;
-    moved.assign(remote.protocol(), fd, e);
-    if (e) {
-      ::close(fd);
-      return;
-    }
-    adopt_forwarded(std::move(moved), remote, relay, dst);
-  });
 }
 
 void ForwardSource::stop() {

@@ -7,8 +7,6 @@
 #include "relay/reactor.hpp"
 #include "relay/relay.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
-
 #include <memory>
 #include <vector>
 
@@ -39,8 +37,6 @@ class ForwardSource {
 
  private:
   struct Shard;
-  void place_accepted(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& remote);
-
   relay::Reactor& reactor_;
   relay::Relay& relay_;
   ForwardOptions options_;

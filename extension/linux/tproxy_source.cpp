@@ -294,13 +294,10 @@ void TproxySource::start() {
       log()->warn("IPv6 transparent sockets unavailable ({}): claiming IPv4 only", e.what());
       continue;
     }
-    for (std::size_t i = 0; i < reactor_.size(); ++i) {
-      auto shard = std::make_unique<TcpShard>(reactor_.context(i));
-      const int fd = ::fcntl(listener.get(), F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup listener");
-      shard->acceptor.assign(f.v6 ? tcp::v6() : tcp::v4(), fd);
-      tcp_.push_back(std::move(shard));
-    }
+    // One acceptor, on shard 0; Reactor::place() spreads the flows once there is parallel work.
+    auto shard = std::make_unique<TcpShard>(reactor_.context(0));
+    shard->acceptor.assign(f.v6 ? tcp::v6() : tcp::v4(), listener.release());
+    tcp_.push_back(std::move(shard));
     auto u = std::make_unique<UdpShard>(reactor_.context(udp_shard++ % reactor_.size()));
     u->socket.assign(f.v6 ? udp::v6() : udp::v4(), dgram.release());
     u->socket.non_blocking(true);
@@ -313,7 +310,11 @@ void TproxySource::start() {
     asio::co_spawn(s->acceptor.get_executor(),
                    relay::accept_loop(s->acceptor,
                                       [this](tcp::socket socket, const tcp::endpoint& remote) {
-                                        adopt_diverted(std::move(socket), remote, relay_, options_, *stats_);
+                                        relay::place_accepted(reactor_, 0, std::move(socket), remote,
+                                                              [&relay = relay_, &options = options_, stats = stats_](
+                                                                  tcp::socket s, const tcp::endpoint& r) {
+                                                                adopt_diverted(std::move(s), r, relay, options, *stats);
+                                                              });
                                       }),
                    ended);
   }
