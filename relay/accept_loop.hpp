@@ -31,7 +31,8 @@ boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& accepto
   namespace asio = boost::asio;
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    asio::ip::tcp::endpoint remote;  // filled by accept() itself: no getpeername() per connection
+    auto [ec, socket] = co_await acceptor.async_accept(remote, asio::as_tuple(asio::use_awaitable));
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
     if (out_of_descriptors(ec)) {
       // Backing off lets flows finish and free descriptors; retrying at once would spin.
@@ -41,9 +42,6 @@ boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& accepto
       continue;
     }
     if (ec) continue;  // the client gave up between SYN and accept
-    boost::system::error_code rec;
-    const auto remote = socket.remote_endpoint(rec);
-    if (rec) continue;
     on_accept(std::move(socket), remote);
   }
 }
