@@ -52,11 +52,11 @@ int main(int argc, char** argv) {
   bool flows_json = false, epochs_json = false;
   auto* flows = app.add_subcommand("flows", "ask the running daemon for its flows (claimed and bypassed)");
   flows->add_flag("--json", flows_json, "JSON instead of a table");
-  flows->add_option("--socket", socket_path, "control socket (default: the config's control.socket, else /run/flowrelay.sock)");
+  flows->add_option("--socket", socket_path, "control socket (default: the config's control.socket; without --config, /etc/flowrelay/flowrelay.json's if it exists, else /run/flowrelay.sock)");
   flows->add_option("--config", socket_config, "read the control socket path from this config file");
   auto* epochs = app.add_subcommand("epochs", "ask the running daemon for its epoch history and reclaim cycles");
   epochs->add_flag("--json", epochs_json, "JSON instead of tables");
-  epochs->add_option("--socket", socket_path, "control socket (default: /run/flowrelay.sock)");
+  epochs->add_option("--socket", socket_path, "control socket (default: as for flows)");
   epochs->add_option("--config", socket_config, "read the control socket path from this config file");
 
   flowrelay::linux_host::DemoOptions demo_opts;

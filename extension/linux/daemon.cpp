@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -343,12 +344,15 @@ void Daemon::on_signal() {
     if (ec) return;
     if (sig != SIGHUP) {
       log()->info("signal {}: draining", sig);
+      ::sd_notify(0, "STOPPING=1\nSTATUS=draining");
       io_.stop();
       return;
     }
     log()->info("SIGHUP: re-reading {}", options_.config_path);
+    ::sd_notify(0, "RELOADING=1");
     file_->reread();
     plane_->watcher().flush();
+    ::sd_notifyf(0, "READY=1\nSTATUS=claiming, epoch %llu", static_cast<unsigned long long>(host_->applied_epoch()));
     arm_timer();
     on_signal();
   });
@@ -368,6 +372,8 @@ std::string Daemon::command(std::string_view cmd) {
 
 int Daemon::serve() {
   log()->info("running: epoch {}, control socket {}", host_->applied_epoch(), config_.control_socket);
+  // systemd (Type=notify): ready once the table, the routes and the sockets are in place.
+  ::sd_notifyf(0, "READY=1\nSTATUS=claiming, epoch %llu", static_cast<unsigned long long>(host_->applied_epoch()));
   // The one loop of the control thread. A handler that throws (a netlink error the layers below
   // did not turn into a failed cycle) is logged and counted; the daemon goes on serving.
   for (;;) {

@@ -16,6 +16,7 @@
 #include "relay/reactor.hpp"
 #include "relay/relay.hpp"
 
+#include <filesystem>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -39,7 +40,12 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 std::string socket_from_config(const std::string& config_path) {
-  if (config_path.empty()) return control::Config{}.control_socket;
+  // No config named: the packaged daemon's (/etc/flowrelay/flowrelay.json), if there is one.
+  if (config_path.empty()) {
+    std::error_code ec;
+    if (std::filesystem::exists(kPackagedConfig, ec)) return socket_from_config(kPackagedConfig);
+    return control::Config{}.control_socket;
+  }
   if (const auto file = control::read_config_file(config_path)) {
     try {
       return control::parse_config(file.bytes, control::PlatformCaps::for_linux()).control_socket;

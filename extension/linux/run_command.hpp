@@ -24,7 +24,11 @@ int flows_command(const std::string& socket_path, bool json, std::ostream& out, 
 /// `flowrelay epochs [--json]`.
 int epochs_command(const std::string& socket_path, bool json, std::ostream& out, std::ostream& err);
 
-/// The control socket named by a config file (its `control.socket`), or the default.
+/// Where the Debian package puts the daemon's config (extension/linux/packaging/).
+inline constexpr const char* kPackagedConfig = "/etc/flowrelay/flowrelay.json";
+
+/// The control socket named by a config file (its `control.socket`), or the default. With no
+/// file named, the packaged config's when it exists.
 std::string socket_from_config(const std::string& config_path);
 
 }  // namespace flowrelay::linux_host

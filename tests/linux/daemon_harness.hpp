@@ -14,6 +14,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
+#include <linux/capability.h>
 
 #include <atomic>
 #include <chrono>
@@ -87,18 +89,29 @@ inline std::string config_text(const std::string& policy, std::vector<int> tcp_p
          R"(, "min_restart_interval_ms": 1000}, "control": {"socket": ")" + socket + R"("}})";
 }
 
+/// How a service manager starts the daemon, as systemd would for flowrelay.service.
+struct Launch {
+  std::vector<std::string> env;       // added to the environment (e.g. NOTIFY_SOCKET=...)
+  std::uint64_t bounding_set = ~0ull;  // capability bounding set (CapabilityBoundingSet=)
+};
+
 /// `flowrelay run` in the app namespace (forked, setns, exec).
 class Daemon {
  public:
   /// `nofile_soft` > 0 starts the daemon with that soft open-files limit (the hard one unchanged).
   Daemon(const Netns& ns, std::string config, std::string socket, std::string log, std::vector<std::string> extra = {},
-         rlim_t nofile_soft = 0)
+         rlim_t nofile_soft = 0, Launch launch = {})
       : socket_(std::move(socket)), log_(std::move(log)) {
     std::vector<std::string> args = {FLOWRELAY_BIN, "--log-level", ::getenv("FLOWRELAY_TEST_LOG") ? ::getenv("FLOWRELAY_TEST_LOG") : "info", "run", "--config", config};
     for (auto& a : extra) args.push_back(a);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<std::string> env_strings = launch.env;
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
     const int ns_fd = ns.fd();
     const int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     pid_ = ::fork();
@@ -110,9 +123,11 @@ class Daemon {
         r.rlim_cur = nofile_soft;
         if (::setrlimit(RLIMIT_NOFILE, &r) != 0) ::_exit(122);
       }
+      for (int c = 0; c <= CAP_LAST_CAP; ++c)
+        if ((launch.bounding_set & (1ull << c)) == 0 && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) ::_exit(123);
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(121);
     }
     ::close(log_fd);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
 #include <sys/un.h>
 
 #include <filesystem>
@@ -311,6 +312,83 @@ TEST(DaemonNeedsRootNetns, ASighupStormDuringAReclaimCycleEndsOnTheNewestEpoch) 
     EXPECT_EQ(f.reconnects, f.port == 80 ? 1 : 0);  // the flipped flows move once, 443 never
   }
   EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+
+namespace systemd_unit {
+
+/// The datagram socket systemd listens on for sd_notify (NOTIFY_SOCKET).
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind notify socket");
+  }
+  ~NotifySocket() { ::close(fd_); }
+  const std::string& path() const { return path_; }
+  /// The next message, or "" after `ms` without one.
+  std::string next(int ms = 10000) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) != 1) return "";
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, std::size_t(n)) : "";
+  }
+  /// Messages until one contains `what` (returned), or "" after `ms`.
+  std::string until(const std::string& what, int ms = 10000) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      std::string m = next(static_cast<int>(left.count()));
+      if (m.find(what) != std::string::npos) return m;
+      if (m.empty()) return "";
+    }
+    return "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+bool table_installed(const World& w) {
+  auto in = w.app.enter();
+  return sh("nft list table inet flowrelay >/dev/null 2>&1").first == 0;
+}
+
+}  // namespace systemd_unit
+
+// flowrelay.service: Type=notify and CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
+// CAP_NET_BIND_SERVICE. systemd hears READY=1 only once the table is in place, the daemon starts
+// and works with nothing but those capabilities (no CAP_SETPCAP to narrow its bounding set with),
+// `systemctl reload` (SIGHUP) reports RELOADING then READY, and a stop reports STOPPING.
+TEST(DaemonNeedsRootNetns, UnderTheSystemdUnitItNotifiesReadyOnceTheTableIsInPlace) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  TempDir dir;
+  const std::string config = dir.file("flowrelay.json"), socket = dir.file("control.sock");
+  write_config(config, claim_config(socket));
+  EchoWorld echo(w);
+  systemd_unit::NotifySocket notify(dir.file("notify.sock"));
+  Daemon d(w.app, config, socket, dir.file("daemon.log"), {}, 0,
+           Launch{{"NOTIFY_SOCKET=" + notify.path()}, kept_capabilities()});
+  const std::string ready = notify.until("READY=1");
+  ASSERT_FALSE(ready.empty()) << "no READY=1 from the daemon\n" << d.log();
+  EXPECT_TRUE(systemd_unit::table_installed(w)) << "READY=1 came before the table was installed";
+  EXPECT_NE(ready.find("STATUS=claiming, epoch 1"), std::string::npos) << ready;
+  expect_only_kept_capabilities(d.pid());
+  EXPECT_TRUE(tcp_echo(w, "claimed under the unit's capabilities")) << d.log();
+
+  d.hup();
+  EXPECT_FALSE(notify.until("RELOADING=1").empty()) << d.log();
+  EXPECT_FALSE(notify.until("READY=1").empty()) << d.log();
+
+  ::kill(d.pid(), SIGTERM);
+  EXPECT_FALSE(notify.until("STOPPING=1").empty()) << d.log();
+  EXPECT_EQ(d.wait_exit(), 0) << d.log();
+  expect_nothing_left(w);
 }
 
 }  // namespace
