@@ -1,4 +1,5 @@
 #include "relay/egress.hpp"
+#include "relay/metrics.hpp"
 #include "relay/socket_mark.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
@@ -13,6 +14,17 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using asio::ip::tcp;
 
+namespace {
+
+metrics::DialFailure dial_failure(const error_code& ec) {
+  if (ec == asio::error::connection_refused) return metrics::DialFailure::refused;
+  if (ec == asio::error::timed_out) return metrics::DialFailure::timeout;
+  if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) return metrics::DialFailure::unreachable;
+  return metrics::DialFailure::other;
+}
+
+}  // namespace
+
 asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::any_io_executor ex) {
   const tcp::endpoint to(meta.dst.address, meta.dst.port);
   // Shared with the timer's handler, which may run after this frame has moved the socket on.
@@ -26,6 +38,7 @@ asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::a
   if (!ec) ec = set_socket_mark(dial->socket.native_handle(), options_.mark);
   if (ec) co_return DialResult{ec, nullptr};
 
+  const auto started = std::chrono::steady_clock::now();
   asio::steady_timer timer(ex, options_.connect_timeout);
   timer.async_wait([dial](error_code e) {
     if (e) return;
@@ -36,7 +49,12 @@ asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::a
   std::tie(ec) = co_await dial->socket.async_connect(to, asio::as_tuple(asio::use_awaitable));
   timer.cancel();
   if (dial->timed_out) ec = asio::error::timed_out;
-  if (ec) co_return DialResult{ec, nullptr};
+  auto& counters = metrics::local();
+  if (ec) {
+    metrics::bump(counters.dial_failures[static_cast<std::size_t>(dial_failure(ec))]);
+    co_return DialResult{ec, nullptr};
+  }
+  counters.dial.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   co_return DialResult{ec, std::make_unique<SocketTcpFlow>(std::move(dial->socket))};
 }
 

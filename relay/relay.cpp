@@ -119,6 +119,7 @@ bool Relay::admit(detail::FlowBase* f) {
   reactor_.add_load(f->context(), +1);
   if (udp) ++udp_flows_;
   ++counters_.adopted;
+  if (udp) ++counters_.adopted_udp;
   return true;
 }
 
@@ -130,6 +131,9 @@ void Relay::retire(detail::FlowBase* f) {
     reactor_.add_load(f->context(), -1);
     if (f->meta().proto == Proto::udp) --udp_flows_;
     ++counters_.closed;
+    closed_traffic_.bytes_up += last.bytes_up;
+    closed_traffic_.bytes_down += last.bytes_down;
+    closed_traffic_.udp_dropped += last.dropped;
     if (f->dial_failed()) ++counters_.dial_failures;
     if (flows_.empty()) drained_.notify_all();
   }
@@ -182,6 +186,20 @@ std::vector<FlowSnapshot> Relay::snapshot() const {
 std::size_t Relay::active() const {
   std::lock_guard lk(mu_);
   return flows_.size();
+}
+
+RelayTraffic Relay::traffic() const {
+  std::lock_guard lk(mu_);
+  RelayTraffic t = closed_traffic_;
+  for (auto& [id, f] : flows_) {
+    const FlowSnapshot s = f->snapshot();
+    t.bytes_up += s.bytes_up;
+    t.bytes_down += s.bytes_down;
+    t.udp_dropped += s.dropped;
+  }
+  t.active_udp = udp_flows_;
+  t.active_tcp = flows_.size() - udp_flows_;
+  return t;
 }
 
 RelayCounters Relay::counters() const {

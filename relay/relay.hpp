@@ -62,6 +62,16 @@ struct RelayCounters {
   std::uint64_t buffer_waits = 0;  // reads put off because the buffer budget was spent
   std::uint64_t idle_expired = 0;
   std::uint64_t released = 0;
+  std::uint64_t adopted_udp = 0;  // of adopted, UDP flows
+};
+
+/// Bytes and drops over the relay's life, flows still running included (for metrics).
+struct RelayTraffic {
+  std::uint64_t bytes_up = 0;    // app -> destination
+  std::uint64_t bytes_down = 0;  // destination -> app
+  std::uint64_t udp_dropped = 0;  // datagrams UDP flows dropped (full socket, destination limit)
+  std::size_t active_tcp = 0;
+  std::size_t active_udp = 0;
 };
 
 namespace detail {
@@ -95,6 +105,8 @@ class Relay {
   std::vector<FlowSnapshot> snapshot() const;
   std::size_t active() const;
   RelayCounters counters() const;
+  /// Any thread; walks the live flows (a scrape's cost, not a packet's).
+  RelayTraffic traffic() const;
 
   /// Called on the flow's reactor thread as each flow ends (tests, the control plane's flow table).
   void on_closed(std::function<void(const FlowSnapshot&)> fn) { on_closed_ = std::move(fn); }
@@ -122,6 +134,7 @@ class Relay {
   std::atomic<std::uint64_t> buffer_waits_{0};
   std::size_t udp_flows_ = 0;  // of flows_
   RelayCounters counters_;
+  RelayTraffic closed_traffic_;  // of flows that have ended
   std::function<void(const FlowSnapshot&)> on_closed_;
   struct Sweepers;
   std::shared_ptr<Sweepers> sweepers_;

@@ -264,6 +264,7 @@ void ReclaimController::finish(CycleRecord::Outcome forced) {
       r.rec.id, r.rec.from, r.rec.to, to_string(r.rec.policy), to_string(r.rec.outcome), r.rec.released,
       r.rec.planned_release, r.rec.reclaimed, r.rec.planned_reclaim, r.rec.failed,
       r.rec.restarted ? ", restarted" : "", r.rec.fell_back ? ", fell back to restart" : "", r.rec.duration.count());
+  cycle_seconds_[r.rec.policy].observe(std::chrono::duration<double>(r.rec.duration).count());
   log_.push_back(std::move(r.rec));
   while (log_.size() > options_.log_limit) log_.pop_front();
   run_.reset();

@@ -7,10 +7,12 @@
 #include "extension/control/epoch_manager.hpp"
 #include "extension/control/provider_host.hpp"
 #include "extension/control/reclaim_planner.hpp"
+#include "relay/metrics.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +100,9 @@ class ReclaimController {
   bool restart_pending() const { return restart_due_.has_value(); }
   /// Finished cycles, oldest first, bounded by `log_limit`; the running one is `current_cycle()`.
   const std::deque<CycleRecord>& cycles() const { return log_; }
+  /// Durations of every finished cycle by policy, over the controller's life (not bounded like
+  /// cycles()): flowrelay_reclaim_cycle_seconds.
+  const std::map<ReclaimPolicy, relay::metrics::HistogramValues>& cycle_seconds() const { return cycle_seconds_; }
   const CycleRecord* current_cycle() const;
 
  private:
@@ -130,6 +135,7 @@ class ReclaimController {
   std::optional<SteadyTime> last_restart_;
   std::optional<SteadyTime> restart_due_;
   std::deque<CycleRecord> log_;
+  std::map<ReclaimPolicy, relay::metrics::HistogramValues> cycle_seconds_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // completions after destruction are dropped
 };
 

@@ -1,8 +1,14 @@
 #include "extension/linux/daemon.hpp"
 
+#include "extension/control/metrics_server.hpp"
+#include "extension/control/metrics_text.hpp"
+#include "relay/metrics.hpp"
+
 #include "extension/control/config_file.hpp"
 #include "extension/control/control_plane.hpp"
 #include "extension/control/epoch_report.hpp"
+#include "extension/control/metrics_server.hpp"
+#include "extension/control/metrics_text.hpp"
 #include "extension/linux/control_socket.hpp"
 #include "extension/linux/inotify_config_source.hpp"
 #include "extension/linux/linux_bypassed_flows.hpp"
@@ -11,6 +17,7 @@
 #include "extension/linux/privileges.hpp"
 #include "extension/linux/tproxy_source.hpp"
 #include "relay/log.hpp"
+#include "relay/metrics.hpp"
 
 #include <boost/json.hpp>
 
@@ -199,6 +206,11 @@ int Daemon::start() {
     } catch (const std::system_error& e) {
       fail(e.what());
     }
+    try {
+      metrics_ = std::make_unique<control::MetricsServer>(io_, config_.metrics_listen, [this] { return metrics(); });
+    } catch (const std::system_error& e) {
+      fail(e.what());
+    }
     // Everything that needed more than the kept capabilities is done; no thread runs yet.
     try {
       drop_privileges(lx.run_as);
@@ -358,6 +370,33 @@ void Daemon::on_signal() {
   });
 }
 
+std::string Daemon::metrics() {
+  control::MetricsInput in;
+  in.counters = relay_.counters();
+  in.traffic = relay_.traffic();
+  in.dials = relay::metrics::collect();
+  in.pool = reactor_.pool_stats();
+  in.buffer_bytes = reactor_.buffer_memory();
+  if (plane_) {
+    if (const auto e = plane_->epochs().current()) in.epoch = e->id;
+    in.cycles = &plane_->controller().cycle_seconds();
+  }
+  try {
+    std::size_t tcp = 0, udp = 0;
+    for (const auto& m : bypassed_->snapshot()) (m.proto == relay::Proto::tcp ? tcp : udp) += 1;
+    in.bypassed = std::pair{tcp, udp};
+  } catch (const std::exception& e) {
+    log()->debug("metrics: bypassed flows: {}", e.what());
+  }
+  if (source_) {
+    const auto c = source_->counters();
+    in.drops = {{"udp_socket_full", c.udp_dropped_full},
+                {"udp_reply_socket_failed", c.udp_reply_socket_failed},
+                {"not_diverted", c.not_diverted}};
+  }
+  return control::prometheus_text(in);
+}
+
 std::string Daemon::command(std::string_view cmd) {
   static const std::map<std::string_view, std::string (*)(Daemon&)> table{
       {"flows", [](Daemon& d) { return json::serialize(flows_json(d.relay_, *d.bypassed_, *d.host_, *d.source_)) + "\n"; }},
@@ -402,6 +441,7 @@ void Daemon::stop() noexcept {
   step("re-verify timer", [&] { reverify_timer_.cancel(); });
   step("config watcher", [&] { if (file_) file_->stop(); });
   step("control socket", [&] { if (control_) control_->close(); });
+  step("metrics", [&] { if (metrics_) metrics_->close(); });
   step("flow source", [&] { if (source_) source_->stop(); });
   step("drain", [&] {
     const auto epoch = plane_ ? plane_->epochs().current() : nullptr;

@@ -23,6 +23,7 @@
 
 namespace flowrelay::control {
 class ControlPlane;
+class MetricsServer;
 }
 
 namespace flowrelay::linux_host {
@@ -60,6 +61,7 @@ class Daemon {
   void watch_config();
   void on_signal();
   std::string command(std::string_view cmd);
+  std::string metrics();  // the Prometheus text
 
   // Declared in teardown order: what is declared later is destroyed first.
   RunOptions options_;
@@ -81,6 +83,7 @@ class Daemon {
   std::unique_ptr<InotifyConfigSource> file_;
   std::optional<boost::asio::posix::stream_descriptor> inotify_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<control::MetricsServer> metrics_;
 
   bool stopped_ = false;
   std::uint64_t handler_errors_ = 0;  // exceptions caught at the top of the control loop

@@ -391,5 +391,88 @@ TEST(DaemonNeedsRootNetns, UnderTheSystemdUnitItNotifiesReadyOnceTheTableIsInPla
   expect_nothing_left(w);
 }
 
+namespace scrape {
+
+/// The daemon's metrics as Prometheus parses them, scraped from inside the app namespace.
+std::map<std::string, double> metrics(const World& w, const std::string& listen) {
+  auto in = w.app.enter();
+  auto [rc, out] = sh("/usr/bin/python3 " + std::string(FLOWRELAY_SOURCE_DIR) + "/tests/linux/scrape_metrics.py " + listen);
+  EXPECT_EQ(rc, 0) << out;
+  std::map<std::string, double> m;
+  if (rc != 0) return m;
+  const auto doc = boost::json::parse(out);
+  for (const auto& [k, v] : doc.as_object()) m[std::string(k)] = v.to_number<double>();
+  return m;
+}
+
+}  // namespace scrape
+
+// Prometheus on metrics.listen (issue 11): the exposition parses with Prometheus' own parser, and
+// its counters follow what the far end saw: flows, bytes both ways, dials and a failed one, the
+// epoch and a reclaim cycle.
+TEST(DaemonNeedsRootNetns, MetricsParseAndMoveWithTraffic) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  TempDir dir;
+  const std::string config = dir.file("flowrelay.json"), socket = dir.file("control.sock");
+  const std::string listen = "127.0.0.1:9464";
+  auto with_metrics = [&](const std::string& ports) {
+    auto text = claim_config(socket, "", ports);
+    return text.substr(0, text.rfind('}')) + R"(, "metrics": {"listen": ")" + listen + R"("}})";
+  };
+  write_config(config, with_metrics(", 444"));  // nothing listens on :444: its dials are refused
+  EchoWorld echo(w);
+  Daemon d(w.app, config, socket, dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+
+  auto before = scrape::metrics(w, listen);
+  ASSERT_FALSE(before.empty());
+  EXPECT_EQ(before["flowrelay_epoch{}"], 1);
+  const double flows0 = before["flowrelay_flows_total{proto=tcp,via=direct}"];
+  const double up0 = before["flowrelay_bytes_total{direction=up,via=direct}"];
+  const double down0 = before["flowrelay_bytes_total{direction=down,via=direct}"];
+
+  const std::string msg(1000, 'm');
+  constexpr int kFlows = 5;
+  for (int i = 0; i < kFlows; ++i) ASSERT_TRUE(tcp_echo(w, msg)) << d.log();
+  {
+    auto in = w.app.enter();
+    const int fd = tcp_connect(kWorldV4, 444);  // claimed, accepted by the relay, dial refused
+    if (fd >= 0) {
+      char c;
+      ::recv(fd, &c, 1, 0);  // the relay resets the app once its dial fails
+      ::close(fd);
+    }
+  }
+  std::map<std::string, double> after;
+  ASSERT_TRUE(eventually([&] {
+    after = scrape::metrics(w, listen);
+    return after["flowrelay_dial_failures_total{reason=refused,via=direct}"] >= 1 &&
+           after["flowrelay_bytes_total{direction=down,via=direct}"] >= down0 + kFlows * msg.size();
+  })) << d.log();
+  EXPECT_GE(after["flowrelay_flows_total{proto=tcp,via=direct}"], flows0 + kFlows + 1);
+  EXPECT_GE(after["flowrelay_bytes_total{direction=up,via=direct}"], up0 + kFlows * msg.size());
+  EXPECT_GE(after["flowrelay_dial_seconds_count{via=direct}"], kFlows);
+  EXPECT_EQ(after["flowrelay_dial_seconds_bucket{le=+Inf,via=direct}"], after["flowrelay_dial_seconds_count{via=direct}"]);
+  EXPECT_GT(after["flowrelay_pool_bytes{}"], 0);
+
+  write_config(config, with_metrics(", 80"));  // epoch 2: a reclaim cycle
+  ASSERT_TRUE(eventually([&] { return d.current_epoch() == 2; })) << d.log();
+  ASSERT_TRUE(eventually([&] {
+    after = scrape::metrics(w, listen);
+    return after["flowrelay_reclaim_cycle_seconds_count{policy=surgical}"] >= 1;
+  })) << d.log();
+  EXPECT_EQ(after["flowrelay_epoch{}"], 2);
+
+  {  // Anything but GET /metrics is a 404, and the daemon goes on serving.
+    auto in = w.app.enter();
+    auto [rc, out] = sh("/usr/bin/python3 -c \"import urllib.request, urllib.error\n"
+                        "try: urllib.request.urlopen('http://" + listen + "/other', timeout=5)\n"
+                        "except urllib.error.HTTPError as e: print(e.code)\"");
+    EXPECT_EQ(out, "404\n");
+  }
+  EXPECT_TRUE(tcp_echo(w, "still relaying")) << d.log();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
 }  // namespace
 }  // namespace flowrelay::linux_host

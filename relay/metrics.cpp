@@ -1,0 +1,70 @@
+#include "relay/metrics.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+
+namespace flowrelay::relay::metrics {
+
+std::size_t bucket_of(double seconds) noexcept {
+  return static_cast<std::size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin());
+}
+
+void Histogram::observe(double seconds) noexcept {
+  bump(counts_[bucket_of(seconds)]);
+  bump(count_);
+  sum_.store(sum_.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed);
+}
+
+void Histogram::add_to(HistogramValues& into) const noexcept {
+  for (std::size_t i = 0; i < kBuckets; ++i) into.buckets[i] += counts_[i].load(std::memory_order_relaxed);
+  into.count += count_.load(std::memory_order_relaxed);
+  into.sum += sum_.load(std::memory_order_relaxed);
+}
+
+const char* to_string(DialFailure f) noexcept {
+  switch (f) {
+    case DialFailure::refused: return "refused";
+    case DialFailure::timeout: return "timeout";
+    case DialFailure::unreachable: return "unreachable";
+    case DialFailure::other: return "other";
+  }
+  return "other";
+}
+
+namespace {
+
+// Blocks are never freed: a thread that ended still counted, and a scrape must not race its exit.
+struct Registry {
+  std::mutex mu;
+  std::vector<std::unique_ptr<ThreadBlock>> blocks;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // outlives every thread's last use
+  return *r;
+}
+
+}  // namespace
+
+ThreadBlock& local() noexcept {
+  thread_local ThreadBlock* mine = [] {
+    auto& r = registry();
+    std::lock_guard lk(r.mu);
+    r.blocks.push_back(std::make_unique<ThreadBlock>());
+    return r.blocks.back().get();
+  }();
+  return *mine;
+}
+
+Totals collect() {
+  Totals t;
+  auto& r = registry();
+  std::lock_guard lk(r.mu);
+  for (const auto& b : r.blocks) {
+    b->dial.add_to(t.dial);
+    for (std::size_t i = 0; i < kDialFailureKinds; ++i) t.dial_failures[i] += b->dial_failures[i].load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
+}  // namespace flowrelay::relay::metrics
