@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   forward->add_option("--drain-ms", drain_ms, "on SIGINT/SIGTERM, how long flows may finish")->capture_default_str();
   forward->add_option("--mark", fwd.mark, "SO_MARK for upstream sockets (Linux, needs CAP_NET_ADMIN)");
   forward->add_flag("--splice", fwd.splice, "move bulk bytes with splice(2) instead of pooled chunks (Linux)");
+  forward->add_option("--metrics", fwd.metrics_listen, "serve Prometheus metrics on ADDR:PORT (GET /metrics)");
 
   std::string config_path;
   auto* check = app.add_subcommand("check-config", "validate a config file: exit 0 and a summary, or 2 and the error");

@@ -1,6 +1,9 @@
 #include "extension/forward/forward_command.hpp"
 
+#include "extension/control/metrics_server.hpp"
+#include "extension/control/metrics_text.hpp"
 #include "extension/forward/forward_source.hpp"
+#include "relay/metrics.hpp"
 #include "relay/egress.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +13,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <system_error>
 
 namespace flowrelay::forward {
@@ -29,8 +33,9 @@ int run_forward(const ForwardCommand& cmd) {
   // Signals first, so no thread started below can take SIGTERM before it is handled.
   boost::asio::io_context main_io;
   boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
-  signals.async_wait([](const boost::system::error_code& ec, int sig) {
+  signals.async_wait([&main_io](const boost::system::error_code& ec, int sig) {
     if (!ec) spdlog::info("signal {}: draining", sig);
+    main_io.stop();  // the metrics server would keep the loop alive
   });
 
   relay::Reactor reactor(cmd.threads);
@@ -45,8 +50,27 @@ int run_forward(const ForwardCommand& cmd) {
     std::fprintf(stderr, "flowrelay forward: %s\n", e.what());
     return 1;
   }
+  // Prometheus, served from this (signal) thread: a scrape never runs on a reactor shard.
+  std::unique_ptr<control::MetricsServer> metrics;
+  if (!cmd.metrics_listen.empty()) {
+    try {
+      metrics = std::make_unique<control::MetricsServer>(main_io, cmd.metrics_listen, [&] {
+        control::MetricsInput in;
+        in.counters = relay.counters();
+        in.traffic = relay.traffic();
+        in.dials = relay::metrics::collect();
+        in.pool = reactor.pool_stats();
+        in.buffer_bytes = reactor.buffer_memory();
+        return control::prometheus_text(in);
+      });
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "flowrelay forward: %s\n", e.what());
+      return 1;
+    }
+  }
   reactor.start();
   main_io.run();  // until a signal
+  if (metrics) metrics->close();
 
   source.stop();
   relay.drain(std::chrono::steady_clock::now() + cmd.drain);

@@ -16,6 +16,7 @@ struct ForwardCommand {
   std::chrono::milliseconds drain{5000};  // on SIGINT/SIGTERM, how long flows may finish
   std::uint32_t mark = 0;                 // SO_MARK on upstream sockets
   bool splice = false;                    // move bulk bytes with splice(2)
+  std::string metrics_listen;             // ADDR:PORT for Prometheus; empty: none
 };
 
 /// Runs until SIGINT or SIGTERM, then stops accepting, drains and returns 0. Returns 2 on bad

@@ -67,6 +67,42 @@ TEST(ForwardCommand, RelaysThenDrainsAndExitsZeroOnSigterm) {
   EXPECT_LE(::recv(c.get(), &x, 1, 0), 0);
 }
 
+// `forward --metrics`: the bench measures the relay with a scraper attached. The exposition parses
+// with Prometheus' own parser and counts the flow just relayed and its bytes.
+TEST(ForwardCommand, ServesMetricsThatCountTheRelayedFlow) {
+  Fd echo_listener = tcp_listen();
+  Fd probe = tcp_listen(), metrics_probe = tcp_listen();
+  const auto port = local_port(probe.get()), metrics_port = local_port(metrics_probe.get());
+  probe.reset();
+  metrics_probe.reset();
+  const std::string metrics = "127.0.0.1:" + std::to_string(metrics_port);
+  const pid_t pid = spawn({FLOWRELAY_BIN, "forward", "--listen", "127.0.0.1:" + std::to_string(port), "--to",
+                           "127.0.0.1:" + std::to_string(local_port(echo_listener.get())), "--threads", "1",
+                           "--drain-ms", "200", "--metrics", metrics});
+  ASSERT_GT(pid, 0);
+  {
+    Fd c = connect_when_up(port);
+    Fd s = tcp_accept(echo_listener.get());
+    send_all(c.get(), "hello", 5);
+    char b[5];
+    ASSERT_EQ(recv_all(s.get(), b, 5), 5u);
+  }
+  const std::string scrape = "/usr/bin/python3 " + std::string(FLOWRELAY_SOURCE_DIR) + "/tests/linux/scrape_metrics.py " + metrics;
+  std::string out;
+  FILE* p = ::popen(scrape.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0) << out;
+  EXPECT_NE(out.find(R"("flowrelay_flows_total{proto=tcp,via=direct}": 1.0)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("flowrelay_bytes_total{direction=up,via=direct}": 5.0)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("flowrelay_dial_seconds_count{via=direct}": 1.0)"), std::string::npos) << out;
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST(ForwardCommand, BadAddressIsNamedAndExitsTwo) {
   const pid_t pid = spawn({FLOWRELAY_BIN, "forward", "--listen", "127.0.0.1", "--to", "127.0.0.1:80"});
   ASSERT_GT(pid, 0);
