@@ -53,6 +53,12 @@ int main(int argc, char** argv) {
   bool flows_json = false, epochs_json = false;
   auto* flows = app.add_subcommand("flows", "ask the running daemon for its flows (claimed and bypassed)");
   flows->add_flag("--json", flows_json, "JSON instead of a table");
+  double watch_seconds = 0;
+  int watch_frames = 0;
+  auto* watch = flows->add_option("--watch", watch_seconds, "redraw the table every SECONDS, like top (Ctrl-C ends)")
+                    ->expected(0, 1)
+                    ->default_str("1");
+  flows->add_option("--frames", watch_frames, "with --watch: stop after N redraws")->needs(watch);
   flows->add_option("--socket", socket_path, "control socket (default: the config's control.socket; without --config, /etc/flowrelay/flowrelay.json's if it exists, else /run/flowrelay.sock)");
   flows->add_option("--config", socket_config, "read the control socket path from this config file");
   auto* epochs = app.add_subcommand("epochs", "ask the running daemon for its epoch history and reclaim cycles");
@@ -85,6 +91,9 @@ int main(int argc, char** argv) {
   if (run->parsed()) return flowrelay::linux_host::run_daemon(run_opts);
   if (flows->parsed() || epochs->parsed()) {
     if (socket_path.empty()) socket_path = flowrelay::linux_host::socket_from_config(socket_config);
+    if (flows->parsed() && watch->count() > 0)
+      return flowrelay::linux_host::flows_watch(socket_path, watch_seconds > 0 ? watch_seconds : 1.0, watch_frames,
+                                                std::cout, std::cerr);
     return flows->parsed() ? flowrelay::linux_host::flows_command(socket_path, flows_json, std::cout, std::cerr)
                            : flowrelay::linux_host::epochs_command(socket_path, epochs_json, std::cout, std::cerr);
   }

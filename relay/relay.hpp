@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -50,6 +51,14 @@ struct FlowSnapshot {
   std::uint64_t queued_peak = 0;  // most bytes queued in one direction at any time
   std::uint64_t dropped = 0;      // UDP datagrams dropped (full socket, destination limit)
   std::string state;              // "connecting", "open", "closing", or why it closed
+  // Where the time goes (TCP; `flows --json`): from adoption to the upstream connected, and to the
+  // destination's first byte; the smoothed RTT the kernel measures on each leg now (TCP_INFO).
+  std::string via = "direct";
+  std::optional<double> dial_ms;
+  std::optional<double> first_byte_ms;
+  std::optional<std::uint32_t> rtt_app_us;
+  std::optional<std::uint32_t> rtt_upstream_us;
+  double age_ms = 0;  // since adoption
 };
 
 /// Counters over the relay's life.

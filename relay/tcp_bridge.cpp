@@ -54,6 +54,7 @@ class TcpBridge final : public FlowBase {
 
   void close(std::string reason) override {
     if (!begin_closing(std::move(reason))) return;
+    set_profile_fds(-1, -1);  // a snapshot must not read sockets about to close
     app_->abort(true);
     if (up_) {
       up_->abort(true);
@@ -100,6 +101,8 @@ class TcpBridge final : public FlowBase {
       co_return;
     }
     up_ = std::move(up);
+    note_dialled();
+    set_profile_fds(app_->native_handle(), up_->native_handle());
     upstream_ = Direction{this, app_.get(), up_.get(), &bytes_up_, &queued_up_, {}, {}, false};
     downstream_ = Direction{this, up_.get(), app_.get(), &bytes_down_, &queued_down_, {}, {}, false};
     set_open();
@@ -178,6 +181,7 @@ class TcpBridge final : public FlowBase {
     if (r.bytes > 0) {
       add(*d.bytes, r.bytes);
       touch();
+      if (&d == &downstream_) note_first_byte();
     }
     d.eof = r.eof;
     drained = r.would_block || r.eof;
@@ -278,6 +282,7 @@ class TcpBridge final : public FlowBase {
     if (--live_ > 0) return;
     if (!closing()) {
       begin_closing("closed");
+      set_profile_fds(-1, -1);
       app_->close();
       if (up_) up_->close();
     }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -68,6 +69,13 @@ relay::RelayOptions relay_options(const control::Config& c) {
   return o;
 }
 
+template <typename T>
+json::value optional_json(const std::optional<T>& v) {
+  if (!v) return nullptr;
+  if constexpr (std::is_floating_point_v<T>) return std::round(*v * 1000) / 1000;  // microsecond resolution
+  else return *v;
+}
+
 json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const LinuxHost& host,
                        const TproxySource& source) {
   json::array flows;
@@ -97,7 +105,13 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                  {"uid", uid(s.meta)},
                                  {"bytes_up", s.bytes_up},
                                  {"bytes_down", s.bytes_down},
-                                 {"state", s.state}});
+                                 {"state", s.state},
+                                 {"via", s.via},
+                                 {"dial_ms", optional_json(s.dial_ms)},
+                                 {"first_byte_ms", optional_json(s.first_byte_ms)},
+                                 {"rtt_us", json::object{{"app", optional_json(s.rtt_app_us)},
+                                                         {"upstream", optional_json(s.rtt_upstream_us)}}},
+                                 {"age_ms", std::round(s.age_ms)}});
   }
   std::string error;
   try {
@@ -112,7 +126,12 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                    {"uid", uid(f.meta)},
                                    {"bytes_up", nullptr},
                                    {"bytes_down", nullptr},
-                                   {"state", "carried by the OS"}});
+                                   {"state", "carried by the OS"},
+                                   {"via", nullptr},
+                                   {"dial_ms", nullptr},
+                                   {"first_byte_ms", nullptr},
+                                   {"rtt_us", nullptr},
+                                   {"age_ms", nullptr}});
     }
   } catch (const std::exception& e) {
     error = e.what();

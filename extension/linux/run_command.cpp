@@ -17,6 +17,8 @@
 #include "relay/relay.hpp"
 
 #include <filesystem>
+#include <thread>
+#include <sstream>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -69,6 +71,22 @@ std::string field(const json::object& o, std::string_view key) {
   return v != nullptr ? str(*v) : "-";
 }
 
+/// "12.3" for a number of milliseconds, "-" for none.
+std::string millis(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_number()) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v->to_number<double>());
+  return b;
+}
+
+/// "180/95" (app/upstream smoothed RTT, us) or "-".
+std::string rtts(const json::object& o) {
+  const auto* v = o.if_contains("rtt_us");
+  if (v == nullptr || !v->is_object()) return "-";
+  return field(v->get_object(), "app") + "/" + field(v->get_object(), "upstream");
+}
+
 }  // namespace
 
 int flows_command(const std::string& socket_path, bool as_json, std::ostream& out, std::ostream& err) {
@@ -99,14 +117,28 @@ int flows_command(const std::string& socket_path, bool as_json, std::ostream& ou
       << " bypassed\n";
   out << std::left << std::setw(20) << "ID" << std::setw(5) << "PROTO" << " " << std::setw(46) << "SOURCE"
       << std::setw(46) << "DESTINATION" << std::setw(8) << "VERDICT" << std::setw(6) << "EPOCH" << std::setw(12)
-      << "UP" << std::setw(12) << "DOWN" << "STATE\n";
+      << "UP" << std::setw(12) << "DOWN" << std::setw(9) << "DIAL ms" << std::setw(16) << "RTT us app/up"
+      << "STATE\n";
   static const json::object none;
   for (const auto& f : *rows) {
     const auto& r = f.is_object() ? f.get_object() : none;
     out << std::left << std::setw(20) << field(r, "id") << std::setw(5) << field(r, "proto") << " " << std::setw(46)
         << field(r, "src") << std::setw(46) << field(r, "dst") << std::setw(8) << field(r, "verdict") << std::setw(6)
         << field(r, "epoch") << std::setw(12) << field(r, "bytes_up") << std::setw(12) << field(r, "bytes_down")
-        << field(r, "state") << "\n";
+        << std::setw(9) << millis(r, "dial_ms") << std::setw(16) << rtts(r) << field(r, "state") << "\n";
+  }
+  return 0;
+}
+
+int flows_watch(const std::string& socket_path, double seconds, int frames, std::ostream& out, std::ostream& err) {
+  const auto period = std::chrono::duration<double>(seconds > 0 ? seconds : 1.0);
+  for (int frame = 0; frames <= 0 || frame < frames; ++frame) {
+    std::ostringstream table;
+    const int rc = flows_command(socket_path, false, table, err);
+    if (rc != 0) return rc;
+    out << "\033[H\033[2J" << table.str() << std::flush;  // home, clear: redrawn like top
+    if (frames > 0 && frame + 1 == frames) break;
+    std::this_thread::sleep_for(period);
   }
   return 0;
 }

@@ -21,6 +21,8 @@ int run_daemon(const RunOptions& options);
 
 /// `flowrelay flows [--json]`: 0, or 1 when the daemon cannot be reached.
 int flows_command(const std::string& socket_path, bool json, std::ostream& out, std::ostream& err);
+/// `flows --watch`: the table redrawn every `seconds` until interrupted (or `frames` times, if > 0).
+int flows_watch(const std::string& socket_path, double seconds, int frames, std::ostream& out, std::ostream& err);
 /// `flowrelay epochs [--json]`.
 int epochs_command(const std::string& socket_path, bool json, std::ostream& out, std::ostream& err);
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace flowrelay::relay::detail {
@@ -57,6 +58,11 @@ class FlowBase {
       case State::open: s.state = "open"; break;
       case State::closing: s.state = reason_; break;
     }
+    if (const auto us = dial_us_.load(std::memory_order_relaxed); us >= 0) s.dial_ms = double(us) / 1000;
+    if (const auto us = first_byte_us_.load(std::memory_order_relaxed); us >= 0) s.first_byte_ms = double(us) / 1000;
+    s.rtt_app_us = smoothed_rtt_us(app_fd_.load(std::memory_order_relaxed));
+    s.rtt_upstream_us = smoothed_rtt_us(up_fd_.load(std::memory_order_relaxed));
+    s.age_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - adopted_at_).count();
     return s;
   }
 
@@ -77,6 +83,17 @@ class FlowBase {
     return true;
   }
   void set_open() noexcept { state_.store(State::open, std::memory_order_release); }
+  /// The latency profile, from the flow's thread: the upstream is connected; the destination's
+  /// first byte arrived (only the first call counts); the sockets whose RTT a snapshot reads (-1:
+  /// none; set them to -1 before closing the sockets).
+  void note_dialled() noexcept { dial_us_.store(since_adopted_us(), std::memory_order_relaxed); }
+  void note_first_byte() noexcept {
+    if (first_byte_us_.load(std::memory_order_relaxed) < 0) first_byte_us_.store(since_adopted_us(), std::memory_order_relaxed);
+  }
+  void set_profile_fds(int app, int up) noexcept {
+    app_fd_.store(app, std::memory_order_relaxed);
+    up_fd_.store(up, std::memory_order_relaxed);
+  }
   bool closing() const noexcept { return state_.load(std::memory_order_relaxed) == State::closing; }
   void retire() { relay_.retire(this); }
 
@@ -97,6 +114,17 @@ class FlowBase {
   std::atomic<std::uint64_t> bytes_up_{0}, bytes_down_{0}, queued_up_{0}, queued_down_{0}, queued_peak_{0}, dropped_{0};
   std::atomic<State> state_{State::connecting};
   std::string reason_;
+
+ private:
+  std::int64_t since_adopted_us() const noexcept {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - adopted_at_).count();
+  }
+  /// The kernel's smoothed RTT of a TCP socket (TCP_INFO), if it is one.
+  static std::optional<std::uint32_t> smoothed_rtt_us(int fd) noexcept;
+
+  const std::chrono::steady_clock::time_point adopted_at_ = std::chrono::steady_clock::now();
+  std::atomic<std::int64_t> dial_us_{-1}, first_byte_us_{-1};
+  std::atomic<int> app_fd_{-1}, up_fd_{-1};
 };
 
 }  // namespace flowrelay::relay::detail

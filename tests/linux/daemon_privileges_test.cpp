@@ -474,5 +474,57 @@ TEST(DaemonNeedsRootNetns, MetricsParseAndMoveWithTraffic) {
   EXPECT_EQ(d.terminate(), 0) << d.log();
 }
 
+// `flows --json` carries where each claimed TCP flow's time goes (issue 11): the dial, the first
+// byte from the destination, each leg's RTT as the kernel measures it, the age; the table shows
+// dial and RTT columns, and `--watch` redraws it.
+TEST(DaemonNeedsRootNetns, FlowsCarryTheLatencyProfileOfEveryClaimedTcpFlow) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  Running r(w);
+  Daemon& d = *r.daemon;
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  std::vector<int> held;
+  {
+    auto in = w.app.enter();
+    for (int i = 0; i < 3; ++i) {
+      const int fd = tcp_connect(kWorldV4, 443);
+      ASSERT_GE(fd, 0);
+      const std::string msg = "profile " + std::to_string(i);
+      ASSERT_TRUE(send_all(fd, msg) && recv_n(fd, msg.size()) == msg);
+      held.push_back(fd);
+    }
+  }
+  const auto answer = d.request("flows");
+  int tcp = 0;
+  for (const auto& f : answer.as_object().at("flows").as_array()) {
+    const auto& o = f.as_object();
+    if (o.at("verdict").as_string() != "claim" || o.at("proto").as_string() != "tcp") continue;
+    ++tcp;
+    SCOPED_TRACE(boost::json::serialize(o));
+    EXPECT_EQ(o.at("via").as_string(), "direct");
+    ASSERT_TRUE(o.at("dial_ms").is_number());
+    EXPECT_GE(o.at("dial_ms").to_number<double>(), 0.0);
+    ASSERT_TRUE(o.at("first_byte_ms").is_number());
+    EXPECT_GE(o.at("first_byte_ms").to_number<double>(), o.at("dial_ms").to_number<double>());
+    const auto& rtt = o.at("rtt_us").as_object();
+    ASSERT_TRUE(rtt.at("app").is_number());
+    ASSERT_TRUE(rtt.at("upstream").is_number());
+    EXPECT_GT(rtt.at("app").to_number<double>(), 0.0);
+    EXPECT_GT(rtt.at("upstream").to_number<double>(), 0.0);
+    EXPECT_GE(o.at("age_ms").to_number<double>(), o.at("first_byte_ms").to_number<double>());
+    EXPECT_GT(o.at("bytes_down").to_number<double>(), 0.0);
+  }
+  EXPECT_EQ(tcp, 3);
+
+  auto [rc, out] = sh(std::string(FLOWRELAY_BIN) + " flows --socket " + r.socket + " --watch 0.1 --frames 2");
+  EXPECT_EQ(rc, 0) << out;
+  std::size_t frames = 0;
+  for (auto at = out.find("\033[H\033[2J"); at != std::string::npos; at = out.find("\033[H\033[2J", at + 1)) ++frames;
+  EXPECT_EQ(frames, 2u) << out;
+  EXPECT_NE(out.find("DIAL ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("RTT us app/up"), std::string::npos) << out;
+  for (int fd : held) ::close(fd);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
 }  // namespace
 }  // namespace flowrelay::linux_host
