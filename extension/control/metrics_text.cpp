@@ -49,6 +49,16 @@ class Exposition {
 
 }  // namespace
 
+MetricsInput relay_metrics(const relay::Relay& relay, const relay::Reactor& reactor) {
+  MetricsInput in;
+  in.counters = relay.counters();
+  in.traffic = relay.traffic();
+  in.dials = relay::metrics::collect();
+  in.pool = reactor.pool_stats();
+  in.buffer_bytes = reactor.buffer_memory();
+  return in;
+}
+
 std::string prometheus_text(const MetricsInput& in) {
   Exposition x;
   const auto& c = in.counters;

@@ -28,6 +28,9 @@ struct MetricsInput {
   std::vector<std::pair<std::string, std::uint64_t>> drops;       // source-specific: reason, count
 };
 
+/// The relay's and the reactor's part of the input; the caller adds the control plane's.
+MetricsInput relay_metrics(const relay::Relay& relay, const relay::Reactor& reactor);
+
 std::string prometheus_text(const MetricsInput& in);
 
 }  // namespace flowrelay::control

@@ -3,7 +3,6 @@
 #include "extension/control/metrics_server.hpp"
 #include "extension/control/metrics_text.hpp"
 #include "extension/forward/forward_source.hpp"
-#include "relay/metrics.hpp"
 #include "relay/egress.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -54,15 +53,8 @@ int run_forward(const ForwardCommand& cmd) {
   std::unique_ptr<control::MetricsServer> metrics;
   if (!cmd.metrics_listen.empty()) {
     try {
-      metrics = std::make_unique<control::MetricsServer>(main_io, cmd.metrics_listen, [&] {
-        control::MetricsInput in;
-        in.counters = relay.counters();
-        in.traffic = relay.traffic();
-        in.dials = relay::metrics::collect();
-        in.pool = reactor.pool_stats();
-        in.buffer_bytes = reactor.buffer_memory();
-        return control::prometheus_text(in);
-      });
+      metrics = std::make_unique<control::MetricsServer>(
+          main_io, cmd.metrics_listen, [&] { return control::prometheus_text(control::relay_metrics(relay, reactor)); });
     } catch (const std::system_error& e) {
       std::fprintf(stderr, "flowrelay forward: %s\n", e.what());
       return 1;

@@ -2,7 +2,6 @@
 
 #include "extension/control/metrics_server.hpp"
 #include "extension/control/metrics_text.hpp"
-#include "relay/metrics.hpp"
 
 #include "extension/control/config_file.hpp"
 #include "extension/control/control_plane.hpp"
@@ -390,12 +389,7 @@ void Daemon::on_signal() {
 }
 
 std::string Daemon::metrics() {
-  control::MetricsInput in;
-  in.counters = relay_.counters();
-  in.traffic = relay_.traffic();
-  in.dials = relay::metrics::collect();
-  in.pool = reactor_.pool_stats();
-  in.buffer_bytes = reactor_.buffer_memory();
+  control::MetricsInput in = control::relay_metrics(relay_, reactor_);
   if (plane_) {
     if (const auto e = plane_->epochs().current()) in.epoch = e->id;
     in.cycles = &plane_->controller().cycle_seconds();

@@ -81,6 +81,17 @@ struct OneShardRelay {
   std::unique_ptr<ForwardSource> source;
 };
 
+/// Warms up, then counts every allocation of the process over kRoundTrips round trips.
+template <typename RoundTrip>
+void expect_no_allocations(RoundTrip round_trip, const char* what) {
+  for (int i = 0; i < kWarmUp; ++i) round_trip(i);
+  const std::uint64_t before = g_allocations.load();
+  ASSERT_GT(before, 0u) << "the counting operator new is not in use: this test could not fail";
+  for (int i = 0; i < kRoundTrips; ++i) round_trip(i);
+  const std::uint64_t during = g_allocations.load() - before;
+  EXPECT_EQ(during, 0u) << "allocations during " << kRoundTrips << " " << what << " round trips of 64 B";
+}
+
 TEST(HotPath, TcpRoundTripsAllocateNothing) {
   test::EchoChild echo;  // before any thread exists here
   OneShardRelay fwd(echo.port(), false);
@@ -93,12 +104,7 @@ TEST(HotPath, TcpRoundTripsAllocateNothing) {
     ASSERT_EQ(test::recv_all(c.get(), back, sizeof back), sizeof back);
     ASSERT_EQ(back[0], msg[0]);
   };
-  for (int i = 0; i < kWarmUp; ++i) round_trip(i);
-  const std::uint64_t before = g_allocations.load();
-  ASSERT_GT(before, 0u) << "the counting operator new is not in use: this test could not fail";
-  for (int i = 0; i < kRoundTrips; ++i) round_trip(i);
-  const std::uint64_t during = g_allocations.load() - before;
-  EXPECT_EQ(during, 0u) << "allocations during " << kRoundTrips << " round trips of 64 B";
+  expect_no_allocations(round_trip, "TCP");
 }
 
 TEST(HotPath, UdpRoundTripsAllocateNothing) {
@@ -117,12 +123,7 @@ TEST(HotPath, UdpRoundTripsAllocateNothing) {
     ASSERT_EQ(::recv(c.get(), back, sizeof back, 0), static_cast<ssize_t>(sizeof back)) << "datagram " << i << " lost";
     ASSERT_EQ(std::memcmp(back, msg, sizeof msg), 0);
   };
-  for (int i = 0; i < kWarmUp; ++i) round_trip(i);
-  const std::uint64_t before = g_allocations.load();
-  ASSERT_GT(before, 0u) << "the counting operator new is not in use: this test could not fail";
-  for (int i = 0; i < kRoundTrips; ++i) round_trip(i);
-  const std::uint64_t during = g_allocations.load() - before;
-  EXPECT_EQ(during, 0u) << "allocations during " << kRoundTrips << " UDP round trips of 64 B";
+  expect_no_allocations(round_trip, "UDP");
 }
 
 }  // namespace
