@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   forward->add_option("--mark", fwd.mark, "SO_MARK for upstream sockets (Linux, needs CAP_NET_ADMIN)");
   forward->add_flag("--splice", fwd.splice, "move bulk bytes with splice(2) instead of pooled chunks (Linux)");
   forward->add_option("--metrics", fwd.metrics_listen, "serve Prometheus metrics on ADDR:PORT (GET /metrics)");
+  forward->add_option("--via", fwd.via, "dial through an upstream proxy: socks5://ADDR:PORT or http://ADDR:PORT (TCP)");
 
   std::string config_path;
   auto* check = app.add_subcommand("check-config", "validate a config file: exit 0 and a summary, or 2 and the error");

@@ -1,3 +1,4 @@
+#include "relay/detail/dial.hpp"
 #include "relay/egress.hpp"
 #include "relay/metrics.hpp"
 #include "relay/socket_mark.hpp"
@@ -25,8 +26,10 @@ metrics::DialFailure dial_failure(const error_code& ec) {
 
 }  // namespace
 
-asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::any_io_executor ex) {
-  const tcp::endpoint to(meta.dst.address, meta.dst.port);
+namespace detail {
+
+asio::awaitable<DialResult> dial_socket(tcp::endpoint to, std::chrono::milliseconds timeout, std::uint32_t mark,
+                                        asio::any_io_executor ex, Handshake handshake) {
   // Shared with the timer's handler, which may run after this frame has moved the socket on.
   struct Dial {
     tcp::socket socket;
@@ -35,11 +38,13 @@ asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::a
   auto dial = std::make_shared<Dial>(Dial{tcp::socket(ex)});
   error_code ec;
   dial->socket.open(to.protocol(), ec);
-  if (!ec) ec = set_socket_mark(dial->socket.native_handle(), options_.mark);
+  if (!ec) ec = set_socket_mark(dial->socket.native_handle(), mark);
   if (ec) co_return DialResult{ec, nullptr};
 
   const auto started = std::chrono::steady_clock::now();
-  asio::steady_timer timer(ex, options_.connect_timeout);
+  // One deadline for connect and handshake: a proxy that accepts and then says nothing fails the
+  // flow like a destination that never answers.
+  asio::steady_timer timer(ex, timeout);
   timer.async_wait([dial](error_code e) {
     if (e) return;
     dial->timed_out = true;
@@ -47,6 +52,7 @@ asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::a
     dial->socket.cancel(ignored);
   });
   std::tie(ec) = co_await dial->socket.async_connect(to, asio::as_tuple(asio::use_awaitable));
+  if (!ec && handshake) ec = co_await handshake(dial->socket);
   timer.cancel();
   if (dial->timed_out) ec = asio::error::timed_out;
   auto& counters = metrics::local();
@@ -56,6 +62,13 @@ asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::a
   }
   counters.dial.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   co_return DialResult{ec, std::make_unique<SocketTcpFlow>(std::move(dial->socket))};
+}
+
+}  // namespace detail
+
+asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::any_io_executor ex) {
+  return detail::dial_socket(tcp::endpoint(meta.dst.address, meta.dst.port), options_.connect_timeout, options_.mark,
+                             std::move(ex));
 }
 
 error_code DirectEgress::open_udp(asio::ip::udp::socket& socket, const Endpoint& dst) {

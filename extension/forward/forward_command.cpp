@@ -4,6 +4,7 @@
 #include "extension/control/metrics_text.hpp"
 #include "extension/forward/forward_source.hpp"
 #include "relay/egress.hpp"
+#include "relay/proxy_egress.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -38,10 +39,27 @@ int run_forward(const ForwardCommand& cmd) {
   });
 
   relay::Reactor reactor(cmd.threads);
-  relay::DirectEgress egress({cmd.connect_timeout, cmd.mark});
+  // Directly, or through an upstream proxy (never falling back to direct when it fails).
+  std::unique_ptr<relay::Egress> egress;
+  if (cmd.via.empty()) {
+    egress = std::make_unique<relay::DirectEgress>(relay::DirectEgressOptions{cmd.connect_timeout, cmd.mark});
+  } else {
+    auto proxy = relay::parse_proxy_url(cmd.via);
+    if (!proxy) {
+      std::fprintf(stderr, "flowrelay forward: --via %s is not socks5://ADDR:PORT or http://ADDR:PORT\n", cmd.via.c_str());
+      return 2;
+    }
+    if (cmd.udp) {
+      std::fprintf(stderr, "flowrelay forward: --via with --udp: UDP through a proxy is not supported yet\n");
+      return 2;
+    }
+    proxy->connect_timeout = cmd.connect_timeout;
+    proxy->mark = cmd.mark;
+    egress = std::make_unique<relay::ProxyEgress>(*proxy);
+  }
   relay::RelayOptions options;
   options.splice = cmd.splice;
-  relay::Relay relay(reactor, egress, options);
+  relay::Relay relay(reactor, *egress, options);
   ForwardSource source(reactor, relay, {*listen, *to, cmd.udp});
   try {
     source.start();

@@ -17,6 +17,7 @@ struct ForwardCommand {
   std::uint32_t mark = 0;                 // SO_MARK on upstream sockets
   bool splice = false;                    // move bulk bytes with splice(2)
   std::string metrics_listen;             // ADDR:PORT for Prometheus; empty: none
+  std::string via;                        // socks5://ADDR:PORT or http://ADDR:PORT; empty: direct
 };
 
 /// Runs until SIGINT or SIGTERM, then stops accepting, drains and returns 0. Returns 2 on bad
