@@ -13,6 +13,8 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <tuple>
+#include <utility>
 #include <unordered_map>
 
 namespace flowrelay::control {
@@ -34,6 +36,12 @@ const char* to_string(ReclaimPolicy p) {
     case ReclaimPolicy::keep: return "keep";
     default: return "surgical";
   }
+}
+
+const Upstream* Config::upstream(std::string_view name) const {
+  for (const auto& u : upstreams)
+    if (u.name == name) return &u;
+  return nullptr;
 }
 
 std::string Cidr::to_string() const { return network.to_string() + "/" + std::to_string(prefix); }
@@ -315,6 +323,21 @@ std::uint16_t parse_port_number(std::string_view digits, const std::string& path
   return static_cast<std::uint16_t>(x);
 }
 
+/// "ADDRESS:PORT", an IPv6 address in brackets.
+std::pair<ip::address, std::uint16_t> parse_address_port(std::string_view text, const std::string& path) {
+  const std::string s(text);
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) fail(path, "\"" + s + "\" is not ADDRESS:PORT");
+  std::string host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  else if (host.find(':') != std::string::npos)
+    fail(path, "\"" + s + "\": write an IPv6 address in brackets, [::1]:9464");
+  boost::system::error_code ec;
+  const auto address = ip::make_address(host, ec);
+  if (ec) fail(path, "\"" + s + "\" is not ADDRESS:PORT");
+  return {address, parse_port_number(std::string_view(s).substr(colon + 1), path, "\"" + s + "\"")};
+}
+
 PortRange parse_port(const json::value& v, const std::string& path) {
   if (v.is_int64() || v.is_uint64()) {
     std::int64_t x = as_integer(v, path);
@@ -405,7 +428,7 @@ void require_platform(bool supported, const std::string& path, const PlatformCap
 Rule parse_rule(const json::value& v, const std::string& path, std::size_t index,
                 const PlatformCaps& platform) {
   const auto& o = as_object(v, path);
-  check_keys(o, path, {"name", "verdict", "proto", "dst", "ports", "uids", "apps", "hosts"});
+  check_keys(o, path, {"name", "verdict", "proto", "dst", "ports", "uids", "apps", "hosts", "via"});
   Rule r;
   if (auto* n = o.if_contains("name")) {
     auto s = as_string(*n, key_path(path, "name"));
@@ -472,7 +495,78 @@ Rule parse_rule(const json::value& v, const std::string& path, std::size_t index
       r.hosts.push_back(std::move(lower));
     }
   }
+  if (auto* v = o.if_contains("via")) {
+    const auto vpath = key_path(path, "via");
+    require_platform(platform.upstreams, vpath, platform);
+    r.via = as_string(*v, vpath);
+    if (r.via.empty()) fail(vpath, "must name an upstream (omit \"via\" to go direct)");
+  }
   return r;
+}
+
+// `rules[i].via` names an upstream that can carry what the rule claims.
+void check_via(const Rule& r, const std::string& path, const Config& cfg) {
+  if (r.via.empty()) return;
+  const auto vpath = key_path(path, "via");
+  const Upstream* up = cfg.upstream(r.via);
+  if (!up) {
+    std::string msg = "no upstream named \"" + r.via + "\"";
+    std::string_view best;
+    std::size_t best_d = 3;
+    for (const auto& u : cfg.upstreams)
+      if (const auto d = edit_distance(r.via, u.name); d < best_d && d * 2 < std::max<std::size_t>(u.name.size(), 2))
+        best_d = d, best = u.name;
+    if (!best.empty()) msg += "; did you mean \"" + std::string(best) + "\"?";
+    else if (cfg.upstreams.empty()) msg += " (the config has no \"upstreams\")";
+    fail(vpath, msg);
+  }
+  if (r.verdict != Verdict::claim) fail(vpath, "only a claim rule sends flows through an upstream");
+  if (r.proto != ProtoMatch::tcp)
+    fail(vpath, up->kind == Upstream::Kind::http
+                    ? "upstream \"" + up->name + "\" is an HTTP CONNECT proxy, which carries TCP only: set \"proto\": \"tcp\""
+                    : "UDP through an upstream (SOCKS5 UDP ASSOCIATE) is not supported yet: set \"proto\": \"tcp\"");
+}
+
+bool valid_upstream_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  return true;
+}
+
+std::vector<Upstream> parse_upstreams(const json::value& v) {
+  std::vector<Upstream> out;
+  for (const auto& kv : as_object(v, "upstreams")) {
+    const auto path = key_path("upstreams", kv.key());
+    if (!valid_upstream_name(kv.key()))
+      fail(path, "an upstream's name is 1 to 64 letters, digits, '-', '_' or '.'");
+    const auto& o = as_object(kv.value(), path);
+    check_keys(o, path, {"type", "address", "username", "password_file"});
+    Upstream u;
+    u.name = kv.key();
+    auto* type = o.if_contains("type");
+    if (!type) fail(key_path(path, "type"), "missing (socks5|http)");
+    u.kind = as_enum<Upstream::Kind>(*type, key_path(path, "type"),
+                                     {{"socks5", Upstream::Kind::socks5}, {"http", Upstream::Kind::http}});
+    auto* address = o.if_contains("address");
+    if (!address) fail(key_path(path, "address"), "missing (ADDRESS:PORT)");
+    std::tie(u.address, u.port) = parse_address_port(as_string(*address, key_path(path, "address")), key_path(path, "address"));
+    if (auto* x = o.if_contains("username")) {
+      u.username = as_string(*x, key_path(path, "username"));
+      if (u.username.empty() || u.username.size() > 255) fail(key_path(path, "username"), "1 to 255 bytes");
+    }
+    if (auto* x = o.if_contains("password_file")) {
+      u.password_file = as_string(*x, key_path(path, "password_file"));
+      if (u.password_file.empty() || u.password_file.front() != '/')
+        fail(key_path(path, "password_file"), "must be an absolute path");
+    }
+    if (!u.username.empty() && u.password_file.empty())
+      fail(key_path(path, "password_file"), "missing: a username needs its password, read from a file (never written in the config)");
+    if (u.username.empty() && !u.password_file.empty())
+      fail(key_path(path, "username"), "missing: password_file is given without a username");
+    out.push_back(std::move(u));
+  }
+  return out;
 }
 
 // An interface name as the kernel accepts it (dev_valid_name), minus what nft would read as a
@@ -531,7 +625,11 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
   Config cfg;
   cfg.limits.max_flows = platform.default_max_flows;
   const auto& root = as_object(doc, "");
-  check_keys(root, "", {"default", "rules", "reclaim", "limits", "linux", "apple", "control", "metrics"});
+  check_keys(root, "", {"default", "rules", "upstreams", "reclaim", "limits", "linux", "apple", "control", "metrics"});
+  if (auto* u = root.if_contains("upstreams")) {
+    require_platform(platform.upstreams, "upstreams", platform);
+    cfg.upstreams = parse_upstreams(*u);
+  }
 
   if (auto* d = root.if_contains("default"))
     cfg.default_verdict = as_enum<Verdict>(*d, "default", {{"claim", Verdict::claim}, {"bypass", Verdict::bypass}});
@@ -543,6 +641,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
   for (std::size_t i = 0; i < rules->get_array().size(); ++i) {
     auto path = index_path("rules", i);
     Rule r = parse_rule(rules->get_array()[i], path, i, platform);
+    check_via(r, path, cfg);
     auto [it, fresh] = names.emplace(r.name, i);
     if (!fresh)
       fail(key_path(path, "name"), "duplicate rule name \"" + r.name + "\" (first used by rules[" +
@@ -656,16 +755,7 @@ Config parse_config(std::string_view text, const PlatformCaps& platform) {
     check_keys(o, "metrics", {"listen"});
     if (auto* x = o.if_contains("listen")) {
       auto s = std::string(as_string(*x, "metrics.listen"));
-      auto colon = s.rfind(':');
-      if (colon == std::string::npos) fail("metrics.listen", "\"" + s + "\" is not ADDRESS:PORT");
-      std::string host = s.substr(0, colon);
-      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-      else if (host.find(':') != std::string::npos)
-        fail("metrics.listen", "\"" + s + "\": write an IPv6 address in brackets, [::1]:9464");
-      boost::system::error_code ec;
-      ip::make_address(host, ec);
-      if (ec) fail("metrics.listen", "\"" + s + "\" is not ADDRESS:PORT");
-      parse_port_number(std::string_view(s).substr(colon + 1), "metrics.listen", "\"" + s + "\"");
+      parse_address_port(s, "metrics.listen");
       cfg.metrics_listen = s;
     }
   }

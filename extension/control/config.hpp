@@ -55,6 +55,20 @@ struct Rule {
   std::vector<std::uint32_t> uids;
   std::vector<std::string> apps;   // globs over the Apple signing identifier
   std::vector<std::string> hosts;  // globs over the lower-cased hostname
+  /// The upstream (an `upstreams` key) claimed flows leave through; empty: straight to the destination.
+  std::string via;
+};
+
+/// One entry of `upstreams`: a proxy that claimed flows leave through when their rule names it.
+struct Upstream {
+  enum class Kind : std::uint8_t { socks5, http };
+  std::string name;  // its key in `upstreams`
+  Kind kind = Kind::socks5;
+  boost::asio::ip::address address;
+  std::uint16_t port = 0;
+  std::string username;       // empty: no authentication
+  std::string password_file;  // the password is read from here when an epoch starts, never kept in the config
+  friend bool operator==(const Upstream&, const Upstream&) = default;
 };
 
 /// The `reclaim` section.
@@ -120,6 +134,9 @@ struct AppleSettings {
 struct Config {
   Verdict default_verdict = Verdict::bypass;
   std::vector<Rule> rules;
+  std::vector<Upstream> upstreams;  // in key order
+  /// The upstream called `name`, or nullptr.
+  const Upstream* upstream(std::string_view name) const;
   ReclaimSettings reclaim;
   Limits limits;
   LinuxSettings linux_settings;

@@ -19,11 +19,13 @@ struct PlatformCaps {
   std::uint64_t default_max_flows = 65536;
   /// `linux.gateway`: claiming traffic the host forwards for others (nftables prerouting).
   bool gateway = false;
+  /// `via` on a rule: claimed flows through an upstream proxy (the macOS adapter dials direct only).
+  bool upstreams = false;
 
-  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false, 65536, true}; }
-  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true, 450, false}; }
+  static constexpr PlatformCaps for_linux() { return {"linux", true, false, false, 65536, true, true}; }
+  static constexpr PlatformCaps for_apple() { return {"apple", false, true, true, 450, false, false}; }
   /// Accepts every field: for tools that only inspect a config, and for tests.
-  static constexpr PlatformCaps any() { return {"any", true, true, true, 65536, true}; }
+  static constexpr PlatformCaps any() { return {"any", true, true, true, 65536, true, true}; }
   /// The platform this binary was built for.
   static constexpr PlatformCaps native() {
 #if defined(__APPLE__)

@@ -140,6 +140,33 @@ TEST(ControlConfig, AnAttackerSizedValueIsQuotedOnlyInPart) {
   }
 }
 
+TEST(ControlConfig, UpstreamsAndViaParseAndARuleWithoutViaGoesDirect) {
+  const Config c = parse_config(R"({
+    "upstreams": {"corp": {"type": "socks5", "address": "192.0.2.2:1080", "username": "alice",
+                           "password_file": "/etc/flowrelay/corp.pass"},
+                  "web": {"type": "http", "address": "[2001:db8::2]:8888"}},
+    "rules": [{"name": "a", "verdict": "claim", "proto": "tcp", "ports": [443], "via": "corp"},
+              {"name": "b", "verdict": "claim", "proto": "tcp", "ports": [80], "via": "web"},
+              {"name": "c", "verdict": "claim", "ports": [53]}]})",
+                                PlatformCaps::for_linux());
+  ASSERT_EQ(c.upstreams.size(), 2u);
+  const Upstream* corp = c.upstream("corp");
+  ASSERT_NE(corp, nullptr);
+  EXPECT_EQ(corp->kind, Upstream::Kind::socks5);
+  EXPECT_EQ(corp->address.to_string(), "192.0.2.2");
+  EXPECT_EQ(corp->port, 1080);
+  EXPECT_EQ(corp->username, "alice");
+  EXPECT_EQ(corp->password_file, "/etc/flowrelay/corp.pass");
+  const Upstream* web = c.upstream("web");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->kind, Upstream::Kind::http);
+  EXPECT_EQ(web->address.to_string(), "2001:db8::2");
+  EXPECT_EQ(c.upstream("nope"), nullptr);
+  EXPECT_EQ(c.rules[0].via, "corp");
+  EXPECT_EQ(c.rules[1].via, "web");
+  EXPECT_EQ(c.rules[2].via, "");
+}
+
 struct BadCase {
   const char* name;
   std::string text;
@@ -149,6 +176,12 @@ struct BadCase {
 };
 
 std::string rule(const std::string& body) { return R"({"rules": [{"verdict": "claim", )" + body + "}]}"; }
+/// A config with upstreams "corp" (SOCKS5) and "web" (HTTP CONNECT) and one rule.
+std::string with_upstreams(const std::string& rule_json) {
+  return R"({"upstreams": {"corp": {"type": "socks5", "address": "192.0.2.2:1080"},
+                           "web": {"type": "http", "address": "[2001:db8::2]:8888"}},
+            "rules": [)" + rule_json + "]}";
+}
 std::string section(const std::string& name, const std::string& body) {
   return R"({"rules": [], ")" + name + R"(": {)" + body + "}}";
 }
@@ -263,6 +296,31 @@ const BadCase kBad[] = {
      "rules[1].verdict", "duplicate key"},
     {"duplicate_section_key", R"({"rules": [], "linux": {"fwmark": 2, "fwmark": 3}})", "linux.fwmark", "duplicate key"},
     {"section_not_object", R"({"rules": [], "limits": []})", "limits", "must be an object"},
+    {"via_unknown_suggested", with_upstreams(R"({"verdict": "claim", "proto": "tcp", "via": "crop"})"), "rules[0].via",
+     "no upstream named \"crop\"; did you mean \"corp\"?"},
+    {"via_without_upstreams", rule(R"("proto": "tcp", "via": "corp")"), "rules[0].via", "the config has no \"upstreams\""},
+    {"via_on_bypass", with_upstreams(R"({"verdict": "bypass", "proto": "tcp", "via": "corp"})"), "rules[0].via",
+     "only a claim rule"},
+    {"via_http_for_udp", with_upstreams(R"({"verdict": "claim", "proto": "udp", "via": "web"})"), "rules[0].via",
+     "HTTP CONNECT proxy, which carries TCP only"},
+    {"via_socks_for_any", with_upstreams(R"({"verdict": "claim", "via": "corp"})"), "rules[0].via",
+     "set \"proto\": \"tcp\""},
+    {"via_on_apple", rule(R"("proto": "tcp", "via": "corp")"), "rules[0].via", "not supported on apple",
+     PlatformCaps::for_apple()},
+    {"upstream_type_bad", section("upstreams", R"("corp": {"type": "socks4", "address": "192.0.2.2:1080"})"),
+     "upstreams.corp.type", "is not one of socks5|http"},
+    {"upstream_address_missing", section("upstreams", R"("corp": {"type": "socks5"})"), "upstreams.corp.address",
+     "missing"},
+    {"upstream_address_name", section("upstreams", R"("corp": {"type": "socks5", "address": "proxy.corp:1080"})"),
+     "upstreams.corp.address", "is not ADDRESS:PORT"},
+    {"upstream_user_without_file",
+     section("upstreams", R"("corp": {"type": "socks5", "address": "192.0.2.2:1080", "username": "u"})"),
+     "upstreams.corp.password_file", "never written in the config"},
+    {"upstream_password_inline",
+     section("upstreams", R"("corp": {"type": "socks5", "address": "192.0.2.2:1080", "password": "x"})"),
+     "upstreams.corp.password", "did you mean \"password_file\"?"},
+    {"upstream_name_bad", section("upstreams", R"("co rp": {"type": "socks5", "address": "192.0.2.2:1080"})"),
+     "upstreams.co rp", "letters, digits"},
 };
 
 class ControlBadConfig : public testing::TestWithParam<BadCase> {};
