@@ -1,6 +1,7 @@
 #include "relay/detail/dial.hpp"
 #include "relay/egress.hpp"
 #include "relay/metrics.hpp"
+#include "relay/proxy_egress.hpp"
 #include "relay/socket_mark.hpp"
 #include "relay/socket_tcp_flow.hpp"
 
@@ -8,6 +9,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <mutex>
+#include <set>
+#include <string>
 
 namespace flowrelay::relay {
 
@@ -21,10 +26,20 @@ metrics::DialFailure dial_failure(const error_code& ec) {
   if (ec == asio::error::connection_refused) return metrics::DialFailure::refused;
   if (ec == asio::error::timed_out) return metrics::DialFailure::timeout;
   if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) return metrics::DialFailure::unreachable;
+  if (ec.category() == proxy_category()) return metrics::DialFailure::proxy;
   return metrics::DialFailure::other;
 }
 
 }  // namespace
+
+const char* intern_via(std::string_view name) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>> names;  // nodes never move: the pointers stay valid
+  std::lock_guard lock(mu);
+  auto it = names.find(name);
+  if (it == names.end()) it = names.emplace(name).first;
+  return it->c_str();
+}
 
 namespace detail {
 

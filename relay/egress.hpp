@@ -1,6 +1,6 @@
 #pragma once
-// How the relay reaches a flow's destination. DirectEgress dials it; upstream proxies (SOCKS5,
-// HTTP CONNECT) would be further Egress implementations.
+// How the relay reaches a flow's destination. DirectEgress dials it; ProxyEgress goes through an
+// upstream proxy (relay/proxy_egress.hpp).
 
 #include "relay/flow_meta.hpp"
 #include "relay/tcp_flow.hpp"
@@ -12,11 +12,22 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 namespace flowrelay::relay {
 
-using DialResult = std::pair<boost::system::error_code, std::unique_ptr<TcpFlow>>;
+/// A dial's outcome: the error, or the connected flow; `via` names the way it left ("direct", an
+/// upstream's name) and lives as long as the process (see intern_via).
+struct DialResult {
+  boost::system::error_code error;
+  std::unique_ptr<TcpFlow> flow;
+  const char* via = "direct";
+};
+
+/// A process-lifetime copy of `name`, the same pointer for equal names: flows keep `via` after the
+/// egress that named it is gone, and thousands of flows share one string.
+const char* intern_via(std::string_view name);
 
 class Egress {
  public:

@@ -27,6 +27,7 @@ const char* to_string(DialFailure f) noexcept {
     case DialFailure::refused: return "refused";
     case DialFailure::timeout: return "timeout";
     case DialFailure::unreachable: return "unreachable";
+    case DialFailure::proxy: return "proxy";
     case DialFailure::other: return "other";
   }
   return "other";

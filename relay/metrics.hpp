@@ -44,8 +44,8 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
-enum class DialFailure : std::uint8_t { refused, timeout, unreachable, other };
-inline constexpr std::size_t kDialFailureKinds = 4;
+enum class DialFailure : std::uint8_t { refused, timeout, unreachable, proxy, other };  // proxy: a handshake failed
+inline constexpr std::size_t kDialFailureKinds = 5;
 const char* to_string(DialFailure f) noexcept;
 
 /// One thread's block.

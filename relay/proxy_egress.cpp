@@ -29,6 +29,7 @@ class ProxyCategory final : public boost::system::error_category {
       case ProxyError::auth_required: return "upstream proxy: authentication required";
       case ProxyError::auth_failed: return "upstream proxy: authentication failed";
       case ProxyError::refused: return "upstream proxy: CONNECT refused";
+      case ProxyError::ambiguous: return "upstream unknown: a rule on uids that names another upstream may match this flow";
     }
     return "upstream proxy: error";
   }
@@ -193,6 +194,7 @@ std::optional<ProxyEgressOptions> parse_proxy_url(std::string_view url) {
     return std::nullopt;
   }
   if (url.ends_with('/')) url.remove_suffix(1);
+  o.name = (o.kind == ProxyEgressOptions::Kind::socks5 ? "socks5://" : "http://") + std::string(url);
   const auto ep = parse_endpoint(url);
   if (!ep || ep->port == 0) return std::nullopt;
   o.proxy = *ep;
@@ -204,8 +206,10 @@ asio::awaitable<DialResult> ProxyEgress::dial_tcp(const FlowMeta& meta, asio::an
     return options_.kind == ProxyEgressOptions::Kind::socks5 ? socks5_handshake(s, meta, options_)
                                                              : http_handshake(s, meta, options_);
   };
-  co_return co_await detail::dial_socket(tcp::endpoint(options_.proxy.address, options_.proxy.port),
-                                         options_.connect_timeout, options_.mark, std::move(ex), handshake);
+  auto r = co_await detail::dial_socket(tcp::endpoint(options_.proxy.address, options_.proxy.port),
+                                        options_.connect_timeout, options_.mark, std::move(ex), handshake);
+  r.via = via_;
+  co_return r;
 }
 
 error_code ProxyEgress::open_udp(asio::ip::udp::socket&, const Endpoint&) {

@@ -20,6 +20,7 @@ struct ProxyEgressOptions {
   std::optional<std::pair<std::string, std::string>> credentials;  // user, password
   std::chrono::milliseconds connect_timeout{5000};
   std::uint32_t mark = 0;  // SO_MARK on the socket to the proxy
+  std::string name = "proxy";  // what flows show as their `via`
 };
 
 /// Parses "socks5://HOST:PORT" or "http://HOST:PORT" (numeric address); nullopt otherwise.
@@ -32,6 +33,7 @@ enum class ProxyError {
   auth_required,          // the proxy wants credentials we do not have
   auth_failed,            // it refused the credentials
   refused,                // it refused the CONNECT (rule, unreachable destination, ...)
+  ambiguous,              // the relay cannot tell which upstream the flow's rule names
 };
 boost::system::error_code make_error_code(ProxyError e) noexcept;
 }  // namespace flowrelay::relay
@@ -43,13 +45,15 @@ namespace flowrelay::relay {
 
 class ProxyEgress final : public Egress {
  public:
-  explicit ProxyEgress(ProxyEgressOptions options) : options_(std::move(options)) {}
+  explicit ProxyEgress(ProxyEgressOptions options)
+      : options_(std::move(options)), via_(intern_via(options_.name)) {}
   boost::asio::awaitable<DialResult> dial_tcp(const FlowMeta& meta, boost::asio::any_io_executor ex) override;
   boost::system::error_code open_udp(boost::asio::ip::udp::socket& socket, const Endpoint& dst) override;
   const ProxyEgressOptions& options() const noexcept { return options_; }
 
  private:
   ProxyEgressOptions options_;
+  const char* via_;
 };
 
 }  // namespace flowrelay::relay

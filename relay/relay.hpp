@@ -53,7 +53,7 @@ struct FlowSnapshot {
   std::string state;              // "connecting", "open", "closing", or why it closed
   // Where the time goes (TCP; `flows --json`): from adoption to the upstream connected, and to the
   // destination's first byte; the smoothed RTT the kernel measures on each leg now (TCP_INFO).
-  std::string via = "direct";
+  std::string via;  // "direct" or an upstream's name once dialled; empty before
   std::optional<double> dial_ms;
   std::optional<double> first_byte_ms;
   std::optional<std::uint32_t> rtt_app_us;

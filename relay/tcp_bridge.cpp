@@ -86,7 +86,7 @@ class TcpBridge final : public FlowBase {
   };
 
   asio::awaitable<void> dial() {
-    auto [ec, up] = co_await relay_.egress().dial_tcp(meta_, ex_);
+    auto [ec, up, via] = co_await relay_.egress().dial_tcp(meta_, ex_);
     if (closing()) {  // released while dialling
       if (up) up->abort(true);
       co_return;
@@ -101,7 +101,7 @@ class TcpBridge final : public FlowBase {
       co_return;
     }
     up_ = std::move(up);
-    note_dialled();
+    note_dialled(via);
     set_profile_fds(app_->native_handle(), up_->native_handle());
     upstream_ = Direction{this, app_.get(), up_.get(), &bytes_up_, &queued_up_, {}, {}, false};
     downstream_ = Direction{this, up_.get(), app_.get(), &bytes_down_, &queued_down_, {}, {}, false};

@@ -105,7 +105,7 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                  {"bytes_up", s.bytes_up},
                                  {"bytes_down", s.bytes_down},
                                  {"state", s.state},
-                                 {"via", s.via},
+                                 {"via", s.via.empty() ? json::value(nullptr) : json::value(s.via)},
                                  {"dial_ms", optional_json(s.dial_ms)},
                                  {"first_byte_ms", optional_json(s.first_byte_ms)},
                                  {"rtt_us", json::object{{"app", optional_json(s.rtt_app_us)},
@@ -194,7 +194,12 @@ int Daemon::start() {
       fail(std::string("sock_diag/conntrack: ") + e.what());
     }
     host_ = std::make_unique<LinuxHost>(io_, relay_, *bypassed_, nft_,
-                                        LinuxHostOptions{lx, ::getpid(), [this] { arm_timer(); }});
+                                        LinuxHostOptions{lx, ::getpid(), [this] { arm_timer(); },
+                                                         [this](const control::Epoch& epoch) {
+                                                           return [this, table = egress_.prepare(epoch)] {
+                                                             egress_.install(table);
+                                                           };
+                                                         }});
     source_ = std::make_unique<TproxySource>(
         reactor_, relay_,
         TproxySourceOptions{lx.tproxy_port, true, static_cast<std::size_t>(config_.limits.max_udp_flows),

@@ -5,6 +5,7 @@
 
 #include "extension/control/clock.hpp"
 #include "extension/control/config.hpp"
+#include "extension/control/rule_egress.hpp"
 #include "extension/linux/nft_table.hpp"
 #include "extension/linux/run_command.hpp"
 #include "relay/egress.hpp"
@@ -70,7 +71,7 @@ class Daemon {
   boost::asio::signal_set signals_;
   NftTable nft_;
   relay::Reactor reactor_;
-  relay::DirectEgress egress_;
+  control::RuleEgress egress_;  // per rule: direct or an upstream (`via`)
   relay::Relay relay_;
   std::unique_ptr<LinuxBypassedFlows> bypassed_;
   boost::asio::steady_timer timer_;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 
@@ -56,7 +57,14 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
                   "bypass mark {}, table {}, run_as \"{}\"",
                   epoch->id, have.tproxy_port, have.fwmark, have.bypass_mark, have.route_table, have.run_as);
     const NftTableSpec spec = spec_for(*epoch);
-    nft_.apply(spec);  // linux.gateway is in the spec: a reload changes it here
+    std::function<void()> commit;
+    if (options_.prepare_epoch) commit = options_.prepare_epoch(*epoch);  // throws "upstream ...: ..."
+    try {
+      nft_.apply(spec);  // linux.gateway is in the spec: a reload changes it here
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("nftables: ") + e.what());
+    }
+    if (commit) commit();
     applied_ = epoch;
     applied_id_.store(epoch->id, std::memory_order_release);
     ++counters_.tables_applied;
@@ -65,7 +73,7 @@ void LinuxHost::apply_epoch(std::shared_ptr<const control::Epoch> epoch, control
     r.done = 1;
   } catch (const std::exception& e) {
     r.status = control::HostResult::Status::failed;
-    r.detail = std::string("nftables: ") + e.what();
+    r.detail = e.what();
     log()->error("epoch {}: {}", epoch->id, r.detail);
   }
   done(std::move(r));

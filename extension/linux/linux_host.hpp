@@ -25,6 +25,9 @@ struct LinuxHostOptions {
   std::int64_t owner_pid = 0;
   /// Called on the control thread after an asynchronous completion (re-arm the control timer).
   std::function<void()> after_completion;
+  /// Readies what an epoch needs beside the table (the daemon: its upstreams) and returns how to
+  /// put it in force once the table is in. Throwing fails the epoch before anything changes.
+  std::function<std::function<void()>(const control::Epoch&)> prepare_epoch;
 };
 
 /// Counters of what the host did, for `flowrelay flows` and the demo.

@@ -58,6 +58,7 @@ class FlowBase {
       case State::open: s.state = "open"; break;
       case State::closing: s.state = reason_; break;
     }
+    if (const char* via = via_.load(std::memory_order_relaxed)) s.via = via;
     if (const auto us = dial_us_.load(std::memory_order_relaxed); us >= 0) s.dial_ms = double(us) / 1000;
     if (const auto us = first_byte_us_.load(std::memory_order_relaxed); us >= 0) s.first_byte_ms = double(us) / 1000;
     s.rtt_app_us = smoothed_rtt_us(app_fd_.load(std::memory_order_relaxed));
@@ -83,10 +84,14 @@ class FlowBase {
     return true;
   }
   void set_open() noexcept { state_.store(State::open, std::memory_order_release); }
-  /// The latency profile, from the flow's thread: the upstream is connected; the destination's
+  /// The latency profile, from the flow's thread: the upstream is connected (`via` an interned
+  /// name, DialResult::via); the destination's
   /// first byte arrived (only the first call counts); the sockets whose RTT a snapshot reads (-1:
   /// none; set them to -1 before closing the sockets).
-  void note_dialled() noexcept { dial_us_.store(since_adopted_us(), std::memory_order_relaxed); }
+  void note_dialled(const char* via) noexcept {
+    via_.store(via, std::memory_order_relaxed);
+    dial_us_.store(since_adopted_us(), std::memory_order_relaxed);
+  }
   void note_first_byte() noexcept {
     if (first_byte_us_.load(std::memory_order_relaxed) < 0) first_byte_us_.store(since_adopted_us(), std::memory_order_relaxed);
   }
@@ -125,6 +130,7 @@ class FlowBase {
   const std::chrono::steady_clock::time_point adopted_at_ = std::chrono::steady_clock::now();
   std::atomic<std::int64_t> dial_us_{-1}, first_byte_us_{-1};
   std::atomic<int> app_fd_{-1}, up_fd_{-1};
+  std::atomic<const char*> via_{nullptr};  // until the dial succeeds
 };
 
 }  // namespace flowrelay::relay::detail
