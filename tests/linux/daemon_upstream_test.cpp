@@ -35,19 +35,35 @@ std::string upstream_config(const std::string& socket, const std::string& upstre
     "control": {"socket": ")" + socket + R"("}})";
 }
 
-/// danted in the world namespace on 203.0.113.10:1080, sending from the same address.
-std::unique_ptr<ChildProcess> start_danted(const World& w, const TempDir& dir) {
+constexpr const char* kUser = "relayuser";
+constexpr const char* kPassword = "s3cret";
+
+/// danted in the world namespace on 203.0.113.10:1080, sending from the same address. With
+/// `with_user` it asks for a username and password (RFC 1929) and checks them against the system's
+/// password files, which it sees in a private mount namespace with kUser added: the host's own
+/// /etc/passwd and /etc/shadow are never touched.
+std::unique_ptr<ChildProcess> start_danted(const World& w, const TempDir& dir, bool with_user = false) {
   if (!std::filesystem::exists("/usr/sbin/danted")) return nullptr;
   const std::string conf = dir.file("danted.conf");
   std::ofstream(conf) << "logoutput: stderr\n"
                       << "internal: 203.0.113.10 port = " << kProxyPort << "\n"
                       << "external: 203.0.113.10\n"
-                      << "clientmethod: none\nsocksmethod: none\n"
+                      << "clientmethod: none\nsocksmethod: " << (with_user ? "username" : "none") << "\n"
                       << "user.privileged: root\nuser.unprivileged: nobody\n"
                       << "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n"
                       << "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n";
-  auto p = std::make_unique<ChildProcess>(std::vector<std::string>{"/usr/sbin/danted", "-f", conf, "-N", "1"},
-                                          dir.file("danted.log"), ChildProcess::Options{w.world.fd()});
+  std::vector<std::string> args{"/usr/sbin/danted", "-f", conf, "-N", "1"};
+  if (with_user) {
+    const std::string passwd = dir.file("passwd"), shadow = dir.file("shadow");
+    auto [rc, out] = sh("cp /etc/passwd " + passwd + " && cp /etc/shadow " + shadow + " && echo '" + kUser +
+                        ":x:64000:64000::/nonexistent:/usr/sbin/nologin' >> " + passwd + " && echo \"" + kUser +
+                        ":$(openssl passwd -6 " + kPassword + "):19000:0:99999:7:::\" >> " + shadow);
+    EXPECT_EQ(rc, 0) << out;
+    args = {"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+            "mount --bind " + passwd + " /etc/passwd && mount --bind " + shadow + " /etc/shadow && exec /usr/sbin/danted -f " +
+                conf + " -N 1"};
+  }
+  auto p = std::make_unique<ChildProcess>(args, dir.file("danted.log"), ChildProcess::Options{w.world.fd()});
   auto in = w.world.enter();
   const bool up = eventually([] {  // listening, read from the namespace's own table
     auto [rc, out] = sh("ss -Hltn 'sport = :" + std::to_string(kProxyPort) + "'");
@@ -209,6 +225,38 @@ TEST(DaemonUpstreamNeedsRootNetns, AnUnreadablePasswordFileFailsTheReloadNamingI
   ASSERT_TRUE(eventually([&] { return d.log().find(missing) != std::string::npos; })) << d.log();
   EXPECT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4) << "the running epoch's upstream should stay\n" << d.log();
   EXPECT_FALSE(d.exited());
+}
+
+TEST(DaemonUpstreamNeedsRootNetns, AUserUpstreamAuthenticatesWithItsPasswordFileAndAWrongOneFailsFlowsNotDirect) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  UpstreamWorld u(w);
+  auto proxy = start_danted(w, u.dir, /*with_user=*/true);
+  if (!proxy) GTEST_SKIP() << "danted missing (scripts/install-deps installs dante-server)";
+  const std::string config = u.dir.file("flowrelay.json"), pass = u.dir.file("corp.pass");
+  write_config(pass, std::string(kPassword) + "\n");  // as `echo s3cret > corp.pass` writes it
+  auto with_password = [&](const std::string& file) {
+    return upstream_config(u.socket, R"(, "username": ")" + std::string(kUser) + R"(", "password_file": ")" + file + "\"");
+  };
+  write_config(config, with_password(pass));
+  Daemon d(w.app, config, u.socket, u.dir.file("daemon.log"));
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  EXPECT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4) << d.log() << read_text(u.dir.file("danted.log"));
+
+  // A wrong password in a new file: the config changes, a new epoch reads it.
+  const std::string wrong = u.dir.file("wrong.pass");
+  write_config(wrong, "not-the-password\n");
+  write_config(config, with_password(wrong));
+  ASSERT_TRUE(eventually([&] { return d.current_epoch() == 2; })) << d.log();
+  {
+    auto in = w.app.enter();
+    const int fd = tcp_connect(kWorldV4, kViaPort);
+    ASSERT_GE(fd, 0);
+    char c;
+    EXPECT_LE(::recv(fd, &c, 1, 0), 0) << "a refused login should end the app's flow";
+    ::close(fd);
+  }
+  EXPECT_FALSE(wait_readable(u.via_listener, 200)) << "the flow went around the proxy that refused it";
+  EXPECT_NE(d.log().find("authentication failed"), std::string::npos) << d.log();
 }
 
 }  // namespace
