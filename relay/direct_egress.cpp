@@ -32,6 +32,10 @@ metrics::DialFailure dial_failure(const error_code& ec) {
 
 }  // namespace
 
+void count_dial_failure(const char* via, const error_code& ec) noexcept {
+  metrics::bump(metrics::local().dials_for(via).failures[static_cast<std::size_t>(dial_failure(ec))]);
+}
+
 const char* intern_via(std::string_view name) {
   static std::mutex mu;
   static std::set<std::string, std::less<>> names;  // nodes never move: the pointers stay valid
@@ -44,7 +48,7 @@ const char* intern_via(std::string_view name) {
 namespace detail {
 
 asio::awaitable<DialResult> dial_socket(tcp::endpoint to, std::chrono::milliseconds timeout, std::uint32_t mark,
-                                        asio::any_io_executor ex, Handshake handshake) {
+                                        asio::any_io_executor ex, const char* via, Handshake handshake) {
   // Shared with the timer's handler, which may run after this frame has moved the socket on.
   struct Dial {
     tcp::socket socket;
@@ -70,20 +74,20 @@ asio::awaitable<DialResult> dial_socket(tcp::endpoint to, std::chrono::milliseco
   if (!ec && handshake) ec = co_await handshake(dial->socket);
   timer.cancel();
   if (dial->timed_out) ec = asio::error::timed_out;
-  auto& counters = metrics::local();
   if (ec) {
-    metrics::bump(counters.dial_failures[static_cast<std::size_t>(dial_failure(ec))]);
-    co_return DialResult{ec, nullptr};
+    count_dial_failure(via, ec);
+    co_return DialResult{ec, nullptr, via};
   }
-  counters.dial.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  co_return DialResult{ec, std::make_unique<SocketTcpFlow>(std::move(dial->socket))};
+  metrics::local().dials_for(via).dial.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  co_return DialResult{ec, std::make_unique<SocketTcpFlow>(std::move(dial->socket)), via};
 }
 
 }  // namespace detail
 
 asio::awaitable<DialResult> DirectEgress::dial_tcp(const FlowMeta& meta, asio::any_io_executor ex) {
+  static const char* const direct = intern_via("direct");
   return detail::dial_socket(tcp::endpoint(meta.dst.address, meta.dst.port), options_.connect_timeout, options_.mark,
-                             std::move(ex));
+                             std::move(ex), direct);
 }
 
 error_code DirectEgress::open_udp(asio::ip::udp::socket& socket, const Endpoint& dst) {

@@ -29,6 +29,10 @@ struct DialResult {
 /// egress that named it is gone, and thousands of flows share one string.
 const char* intern_via(std::string_view name);
 
+/// Counts a dial that failed before reaching a socket (e.g. no way out could be chosen) under
+/// `via` (interned), by the reason `ec` gives.
+void count_dial_failure(const char* via, const boost::system::error_code& ec) noexcept;
+
 class Egress {
  public:
   virtual ~Egress() = default;

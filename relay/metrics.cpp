@@ -1,6 +1,7 @@
 #include "relay/metrics.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -57,13 +58,33 @@ ThreadBlock& local() noexcept {
   return *mine;
 }
 
+DialCounters& ThreadBlock::dials_for(const char* via) noexcept {
+  for (auto& d : dials) {
+    const char* v = d.via.load(std::memory_order_relaxed);
+    if (v == via) return d;
+    if (v == nullptr) {
+      d.via.store(via, std::memory_order_release);  // a scrape reads the counters after the name
+      return d;
+    }
+  }
+  auto& rest = dials.back();
+  rest.via.store("other", std::memory_order_release);
+  return rest;
+}
+
 Totals collect() {
   Totals t;
   auto& r = registry();
   std::lock_guard lk(r.mu);
   for (const auto& b : r.blocks) {
-    b->dial.add_to(t.dial);
-    for (std::size_t i = 0; i < kDialFailureKinds; ++i) t.dial_failures[i] += b->dial_failures[i].load(std::memory_order_relaxed);
+    for (const auto& d : b->dials) {
+      const char* via = d.via.load(std::memory_order_acquire);
+      if (via == nullptr) break;
+      auto it = std::find_if(t.vias.begin(), t.vias.end(), [&](const ViaTotals& v) { return std::strcmp(v.via, via) == 0; });
+      if (it == t.vias.end()) it = t.vias.insert(t.vias.end(), ViaTotals{via, {}, {}});
+      d.dial.add_to(it->dial);
+      for (std::size_t i = 0; i < kDialFailureKinds; ++i) it->failures[i] += d.failures[i].load(std::memory_order_relaxed);
+    }
   }
   return t;
 }

@@ -48,19 +48,34 @@ enum class DialFailure : std::uint8_t { refused, timeout, unreachable, proxy, ot
 inline constexpr std::size_t kDialFailureKinds = 5;
 const char* to_string(DialFailure f) noexcept;
 
+/// One way out's dials as one thread counted them.
+struct DialCounters {
+  std::atomic<const char*> via{nullptr};  // an interned name (relay::intern_via); null: slot unused
+  Histogram dial;                         // successful TCP dials, connect() (and handshake) to connected
+  std::array<std::atomic<std::uint64_t>, kDialFailureKinds> failures{};
+};
+
+/// Ways out counted apart per thread; past that many, the last slot counts the rest as "other".
+inline constexpr std::size_t kVias = 8;
+
 /// One thread's block.
 struct alignas(64) ThreadBlock {
-  Histogram dial;  // successful TCP dials, connect() to connected
-  std::array<std::atomic<std::uint64_t>, kDialFailureKinds> dial_failures{};
+  std::array<DialCounters, kVias> dials;
+  /// Owner thread only: the slot of `via` (an interned pointer), taken on first use.
+  DialCounters& dials_for(const char* via) noexcept;
 };
 
 /// The calling thread's block (registered on first use; lives as long as the process).
 ThreadBlock& local() noexcept;
 
-/// Sums of every thread's block, for a scrape.
-struct Totals {
+/// Sums of every thread's block, for a scrape: per way out, in order of first use.
+struct ViaTotals {
+  const char* via = nullptr;
   HistogramValues dial;
-  std::array<std::uint64_t, kDialFailureKinds> dial_failures{};
+  std::array<std::uint64_t, kDialFailureKinds> failures{};
+};
+struct Totals {
+  std::vector<ViaTotals> vias;
 };
 Totals collect();
 

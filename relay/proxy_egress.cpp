@@ -206,10 +206,8 @@ asio::awaitable<DialResult> ProxyEgress::dial_tcp(const FlowMeta& meta, asio::an
     return options_.kind == ProxyEgressOptions::Kind::socks5 ? socks5_handshake(s, meta, options_)
                                                              : http_handshake(s, meta, options_);
   };
-  auto r = co_await detail::dial_socket(tcp::endpoint(options_.proxy.address, options_.proxy.port),
-                                        options_.connect_timeout, options_.mark, std::move(ex), handshake);
-  r.via = via_;
-  co_return r;
+  co_return co_await detail::dial_socket(tcp::endpoint(options_.proxy.address, options_.proxy.port),
+                                         options_.connect_timeout, options_.mark, std::move(ex), via_, handshake);
 }
 
 error_code ProxyEgress::open_udp(asio::ip::udp::socket&, const Endpoint&) {

@@ -78,12 +78,14 @@ std::string prometheus_text(const MetricsInput& in) {
   x.sample("flowrelay_bytes_total", R"(direction="up",via="direct")", static_cast<double>(t.bytes_up));
   x.sample("flowrelay_bytes_total", R"(direction="down",via="direct")", static_cast<double>(t.bytes_down));
   x.family("flowrelay_dial_seconds", "histogram", "Time from connect() to connected, successful TCP dials.");
-  x.histogram("flowrelay_dial_seconds", R"(via="direct")", in.dials.dial);
-  x.family("flowrelay_dial_failures_total", "counter", "TCP dials that failed, by reason.");
-  for (std::size_t i = 0; i < relay::metrics::kDialFailureKinds; ++i)
-    x.sample("flowrelay_dial_failures_total",
-             std::string(R"(via="direct",reason=")") + relay::metrics::to_string(static_cast<relay::metrics::DialFailure>(i)) + "\"",
-             static_cast<double>(in.dials.dial_failures[i]));
+  for (const auto& v : in.dials.vias) x.histogram("flowrelay_dial_seconds", "via=\"" + std::string(v.via) + "\"", v.dial);
+  x.family("flowrelay_dial_failures_total", "counter", "TCP dials that failed, by way out and reason.");
+  for (const auto& v : in.dials.vias)
+    for (std::size_t i = 0; i < relay::metrics::kDialFailureKinds; ++i)
+      x.sample("flowrelay_dial_failures_total",
+               "via=\"" + std::string(v.via) + R"(",reason=")" +
+                   relay::metrics::to_string(static_cast<relay::metrics::DialFailure>(i)) + "\"",
+               static_cast<double>(v.failures[i]));
   x.family("flowrelay_drops_total", "counter", "Flows refused and datagrams dropped, by reason.");
   x.sample("flowrelay_drops_total", R"(reason="flow_limit_tcp")", static_cast<double>(c.rejected - c.rejected_udp));
   x.sample("flowrelay_drops_total", R"(reason="flow_limit_udp")", static_cast<double>(c.rejected_udp));

@@ -100,7 +100,12 @@ std::shared_ptr<const RuleEgress::Table> RuleEgress::current() const {
 asio::awaitable<relay::DialResult> RuleEgress::dial_tcp(const relay::FlowMeta& meta, asio::any_io_executor ex) {
   const auto table = current();  // held across the dial: its upstreams outlive a reload
   const auto way = table->choose(meta, direct_);
-  if (!way) co_return relay::DialResult{make_error_code(relay::ProxyError::ambiguous), nullptr};
+  if (!way) {
+    static const char* const unknown = relay::intern_via("unknown");
+    const auto ec = make_error_code(relay::ProxyError::ambiguous);
+    relay::count_dial_failure(unknown, ec);
+    co_return relay::DialResult{ec, nullptr, unknown};
+  }
   co_return co_await (*way)->dial_tcp(meta, std::move(ex));
 }
 

@@ -204,10 +204,10 @@ TEST(DaemonUpstreamNeedsRootNetns, WithTheProxyGoneNewFlowsFailInTimeAreCountedA
                         "/tests/linux/scrape_metrics.py 127.0.0.1:9464");
     ASSERT_EQ(rc, 0) << out;
     const auto m = boost::json::parse(out).as_object();
-    double failed = 0;
-    for (const auto& [k, v] : m)
-      if (std::string_view(k).starts_with("flowrelay_dial_failures_total{")) failed += v.to_number<double>();
-    EXPECT_GE(failed, 3) << out;
+    auto value = [&](const char* key) { return m.contains(key) ? m.at(key).to_number<double>() : -1.0; };
+    EXPECT_GE(value("flowrelay_dial_failures_total{reason=refused,via=corp}"), 3) << out;
+    EXPECT_GE(value("flowrelay_dial_seconds_count{via=corp}"), 1) << "the dial before the proxy died\n" << out;
+    EXPECT_EQ(value("flowrelay_dial_failures_total{reason=refused,via=direct}"), 0) << out;
   }
 }
 
