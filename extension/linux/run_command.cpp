@@ -116,14 +116,15 @@ int flows_command(const std::string& socket_path, bool as_json, std::ostream& ou
   out << "epoch " << field(*o, "epoch") << ": " << field(*o, "claimed") << " claimed, " << field(*o, "bypassed")
       << " bypassed\n";
   out << std::left << std::setw(20) << "ID" << std::setw(5) << "PROTO" << " " << std::setw(46) << "SOURCE"
-      << std::setw(46) << "DESTINATION" << std::setw(8) << "VERDICT" << std::setw(6) << "EPOCH" << std::setw(12)
+      << std::setw(46) << "DESTINATION" << std::setw(8) << "VERDICT" << std::setw(12) << "VIA" << std::setw(6) << "EPOCH" << std::setw(12)
       << "UP" << std::setw(12) << "DOWN" << std::setw(9) << "DIAL ms" << std::setw(16) << "RTT us app/up"
       << "STATE\n";
   static const json::object none;
   for (const auto& f : *rows) {
     const auto& r = f.is_object() ? f.get_object() : none;
     out << std::left << std::setw(20) << field(r, "id") << std::setw(5) << field(r, "proto") << " " << std::setw(46)
-        << field(r, "src") << std::setw(46) << field(r, "dst") << std::setw(8) << field(r, "verdict") << std::setw(6)
+        << field(r, "src") << std::setw(46) << field(r, "dst") << std::setw(8) << field(r, "verdict") << std::setw(12)
+        << field(r, "via") << std::setw(6)
         << field(r, "epoch") << std::setw(12) << field(r, "bytes_up") << std::setw(12) << field(r, "bytes_down")
         << std::setw(9) << millis(r, "dial_ms") << std::setw(16) << rtts(r) << field(r, "state") << "\n";
   }

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace flowrelay::linux_host {
 namespace {
@@ -20,14 +21,19 @@ using namespace testing;
 
 constexpr std::uint16_t kProxyPort = 1080;
 constexpr std::uint16_t kViaPort = 8443;  // claimed via "corp"; 443 stays claimed and direct
+constexpr std::uint16_t kHttpProxyPort = 8888;
+constexpr std::uint16_t kViaHttpPort = 8444;  // claimed via "web", an HTTP CONNECT proxy
 
 std::string upstream_config(const std::string& socket, const std::string& upstream_extra = "") {
   return R"({"default": "bypass",
     "upstreams": {"corp": {"type": "socks5", "address": "203.0.113.10:)" + std::to_string(kProxyPort) + "\"" +
-         upstream_extra + R"(}},
+         upstream_extra + R"(},
+                  "web": {"type": "http", "address": "203.0.113.10:)" + std::to_string(kHttpProxyPort) + R"("}},
     "rules": [
       {"name": "proxied", "verdict": "claim", "proto": "tcp", "dst": ["203.0.113.0/24"], "ports": [)" +
          std::to_string(kViaPort) + R"(], "via": "corp"},
+      {"name": "web-proxied", "verdict": "claim", "proto": "tcp", "dst": ["203.0.113.0/24"], "ports": [)" +
+         std::to_string(kViaHttpPort) + R"(], "via": "web"},
       {"name": "web", "verdict": "claim", "proto": "tcp", "dst": ["203.0.113.0/24"], "ports": [443]}],
     "limits": {"connect_timeout_ms": 1000},
     "reclaim": {"policy": "surgical", "debounce_ms": 20, "drain_ms": 200},
@@ -73,6 +79,23 @@ std::unique_ptr<ChildProcess> start_danted(const World& w, const TempDir& dir, b
   return p;
 }
 
+/// tinyproxy in the world namespace on 203.0.113.10:8888, connecting out from the same address.
+std::unique_ptr<ChildProcess> start_tinyproxy(const World& w, const TempDir& dir) {
+  if (!std::filesystem::exists("/usr/bin/tinyproxy")) return nullptr;
+  const std::string conf = dir.file("tinyproxy.conf");
+  std::ofstream(conf) << "Port " << kHttpProxyPort << "\nListen 203.0.113.10\nBind 203.0.113.10\n"
+                      << "Timeout 30\nMaxClients 20\nAllow 192.0.2.0/24\nLogLevel Info\nUser nobody\nGroup nogroup\n";
+  auto p = std::make_unique<ChildProcess>(std::vector<std::string>{"/usr/bin/tinyproxy", "-d", "-c", conf},
+                                          dir.file("tinyproxy.log"), ChildProcess::Options{w.world.fd()});
+  auto in = w.world.enter();
+  const bool up = eventually([] {
+    auto [rc, out] = sh("ss -Hltn 'sport = :" + std::to_string(kHttpProxyPort) + "'");
+    return rc == 0 && !out.empty();
+  });
+  EXPECT_TRUE(up) << read_text(dir.file("tinyproxy.log"));
+  return p;
+}
+
 /// The peer address a new connection on `listener` comes from ("" if none in time).
 std::string peer_of(int fd) {
   sockaddr_storage ss{};
@@ -114,11 +137,25 @@ std::string one_flow(const World& w, int listener, std::uint16_t port) {
   return seen;
 }
 
+constexpr const char* kNoDanted = "danted missing (scripts/install-deps installs dante-server)";
+
 struct UpstreamWorld {
   World& w;
   TempDir dir;
   int via_listener = -1;
   std::string socket = dir.file("control.sock");
+  std::string config = dir.file("flowrelay.json");
+  std::unique_ptr<ChildProcess> proxy;
+  std::unique_ptr<Daemon> daemon;
+
+  /// danted (with_user: asking for RFC 1929) and the daemon on `config_text`; false without danted.
+  bool start(const std::string& config_text, bool with_user = false) {
+    proxy = start_danted(w, dir, with_user);
+    if (!proxy) return false;
+    write_config(config, config_text);
+    daemon = std::make_unique<Daemon>(w.app, config, socket, dir.file("daemon.log"));
+    return true;
+  }
   explicit UpstreamWorld(World& world) : w(world) {
     auto in = w.world.enter();
     via_listener = tcp_listener("::", kViaPort);
@@ -129,11 +166,8 @@ struct UpstreamWorld {
 TEST(DaemonUpstreamNeedsRootNetns, AFlowLeavesThroughItsRulesUpstreamAndFlowsSayWhich) {
   FLOWRELAY_WORLD_OR_SKIP(w);
   UpstreamWorld u(w);
-  auto proxy = start_danted(w, u.dir);
-  if (!proxy) GTEST_SKIP() << "danted missing (scripts/install-deps installs dante-server)";
-  const std::string config = u.dir.file("flowrelay.json");
-  write_config(config, upstream_config(u.socket));
-  Daemon d(w.app, config, u.socket, u.dir.file("daemon.log"));
+  if (!u.start(upstream_config(u.socket))) GTEST_SKIP() << kNoDanted;
+  Daemon& d = *u.daemon;
   ASSERT_TRUE(d.wait_ready()) << d.log();
 
   EXPECT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4)
@@ -166,21 +200,25 @@ TEST(DaemonUpstreamNeedsRootNetns, AFlowLeavesThroughItsRulesUpstreamAndFlowsSay
   })) << d.log();
   EXPECT_EQ(via_by_port[std::to_string(kViaPort)], "corp");
   EXPECT_EQ(via_by_port["443"], "direct");
+  auto [rc, table] = sh(std::string(FLOWRELAY_BIN) + " flows --socket " + u.socket);
+  EXPECT_EQ(rc, 0) << table;
+  std::istringstream lines(table);
+  std::size_t via_rows = 0;
+  for (std::string line; std::getline(lines, line);)  // the row of the proxied flow names its upstream
+    if (line.find(":" + std::to_string(kViaPort) + " ") != std::string::npos && line.find(" corp ") != std::string::npos) ++via_rows;
+  EXPECT_EQ(via_rows, 1u) << table;
   for (int fd : {a, b, fa, fb}) ::close(fd);
 }
 
 TEST(DaemonUpstreamNeedsRootNetns, WithTheProxyGoneNewFlowsFailInTimeAreCountedAndNeverGoDirect) {
   FLOWRELAY_WORLD_OR_SKIP(w);
   UpstreamWorld u(w);
-  auto proxy = start_danted(w, u.dir);
-  if (!proxy) GTEST_SKIP() << "danted missing (scripts/install-deps installs dante-server)";
-  const std::string config = u.dir.file("flowrelay.json");
-  write_config(config, upstream_config(u.socket));
-  Daemon d(w.app, config, u.socket, u.dir.file("daemon.log"));
+  if (!u.start(upstream_config(u.socket))) GTEST_SKIP() << kNoDanted;
+  Daemon& d = *u.daemon;
   ASSERT_TRUE(d.wait_ready()) << d.log();
   ASSERT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4) << d.log();
 
-  proxy.reset();  // SIGKILL: nothing listens on :1080 any more
+  u.proxy.reset();  // SIGKILL: nothing listens on :1080 any more
   {
     auto in = w.world.enter();
     ASSERT_TRUE(eventually([] { return sh("ss -Hltn 'sport = :1080'").second.empty(); }));
@@ -214,14 +252,11 @@ TEST(DaemonUpstreamNeedsRootNetns, WithTheProxyGoneNewFlowsFailInTimeAreCountedA
 TEST(DaemonUpstreamNeedsRootNetns, AnUnreadablePasswordFileFailsTheReloadNamingItAndTheEpochStays) {
   FLOWRELAY_WORLD_OR_SKIP(w);
   UpstreamWorld u(w);
-  auto proxy = start_danted(w, u.dir);
-  if (!proxy) GTEST_SKIP() << "danted missing (scripts/install-deps installs dante-server)";
-  const std::string config = u.dir.file("flowrelay.json");
-  write_config(config, upstream_config(u.socket));
-  Daemon d(w.app, config, u.socket, u.dir.file("daemon.log"));
+  if (!u.start(upstream_config(u.socket))) GTEST_SKIP() << kNoDanted;
+  Daemon& d = *u.daemon;
   ASSERT_TRUE(d.wait_ready()) << d.log();
   const std::string missing = u.dir.file("no-such.pass");
-  write_config(config, upstream_config(u.socket, R"(, "username": "u", "password_file": ")" + missing + "\""));
+  write_config(u.config, upstream_config(u.socket, R"(, "username": "u", "password_file": ")" + missing + "\""));
   ASSERT_TRUE(eventually([&] { return d.log().find(missing) != std::string::npos; })) << d.log();
   EXPECT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4) << "the running epoch's upstream should stay\n" << d.log();
   EXPECT_FALSE(d.exited());
@@ -230,22 +265,20 @@ TEST(DaemonUpstreamNeedsRootNetns, AnUnreadablePasswordFileFailsTheReloadNamingI
 TEST(DaemonUpstreamNeedsRootNetns, AUserUpstreamAuthenticatesWithItsPasswordFileAndAWrongOneFailsFlowsNotDirect) {
   FLOWRELAY_WORLD_OR_SKIP(w);
   UpstreamWorld u(w);
-  auto proxy = start_danted(w, u.dir, /*with_user=*/true);
-  if (!proxy) GTEST_SKIP() << "danted missing (scripts/install-deps installs dante-server)";
-  const std::string config = u.dir.file("flowrelay.json"), pass = u.dir.file("corp.pass");
+  const std::string pass = u.dir.file("corp.pass");
   write_config(pass, std::string(kPassword) + "\n");  // as `echo s3cret > corp.pass` writes it
   auto with_password = [&](const std::string& file) {
     return upstream_config(u.socket, R"(, "username": ")" + std::string(kUser) + R"(", "password_file": ")" + file + "\"");
   };
-  write_config(config, with_password(pass));
-  Daemon d(w.app, config, u.socket, u.dir.file("daemon.log"));
+  if (!u.start(with_password(pass), /*with_user=*/true)) GTEST_SKIP() << kNoDanted;
+  Daemon& d = *u.daemon;
   ASSERT_TRUE(d.wait_ready()) << d.log();
   EXPECT_EQ(one_flow(w, u.via_listener, kViaPort), kWorldV4) << d.log() << read_text(u.dir.file("danted.log"));
 
   // A wrong password in a new file: the config changes, a new epoch reads it.
   const std::string wrong = u.dir.file("wrong.pass");
   write_config(wrong, "not-the-password\n");
-  write_config(config, with_password(wrong));
+  write_config(u.config, with_password(wrong));
   ASSERT_TRUE(eventually([&] { return d.current_epoch() == 2; })) << d.log();
   {
     auto in = w.app.enter();
@@ -257,6 +290,24 @@ TEST(DaemonUpstreamNeedsRootNetns, AUserUpstreamAuthenticatesWithItsPasswordFile
   }
   EXPECT_FALSE(wait_readable(u.via_listener, 200)) << "the flow went around the proxy that refused it";
   EXPECT_NE(d.log().find("authentication failed"), std::string::npos) << d.log();
+}
+
+TEST(DaemonUpstreamNeedsRootNetns, AnHttpConnectUpstreamCarriesItsRulesFlows) {
+  FLOWRELAY_WORLD_OR_SKIP(w);
+  UpstreamWorld u(w);
+  auto tinyproxy = start_tinyproxy(w, u.dir);
+  if (!tinyproxy) GTEST_SKIP() << "tinyproxy missing (scripts/install-deps installs it)";
+  if (!u.start(upstream_config(u.socket))) GTEST_SKIP() << kNoDanted;
+  Daemon& d = *u.daemon;
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  int listener = -1;
+  {
+    auto in = w.world.enter();
+    listener = tcp_listener("::", kViaHttpPort);
+  }
+  EXPECT_EQ(one_flow(w, listener, kViaHttpPort), kWorldV4)
+      << "the far server did not see tinyproxy's address\n" << d.log() << read_text(u.dir.file("tinyproxy.log"));
+  ::close(listener);
 }
 
 }  // namespace
