@@ -10,6 +10,7 @@
 
 #include <boost/asio/buffer.hpp>
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -65,12 +66,14 @@ class Buffer {
 
   /// Shares [offset, offset + length) of this view.
   Buffer slice(std::size_t offset, std::size_t length) const {
+    assert(offset <= size_ && length <= size_ - offset && "Buffer::slice past the view");
     Buffer b(*this);
     b.offset_ += std::uint32_t(offset);
     b.size_ = std::uint32_t(length);
     return b;
   }
   void remove_prefix(std::size_t n) noexcept {
+    assert(n <= size_ && "Buffer::remove_prefix past the view");
     offset_ += std::uint32_t(n);
     size_ -= std::uint32_t(n);
   }

@@ -1,5 +1,6 @@
 #include "buffers/chain.hpp"
 
+#include <cassert>
 #include <utility>
 
 namespace flowrelay::buffers {
@@ -55,6 +56,7 @@ void Chain::append(Buffer b) {
 }
 
 Buffer Chain::pop_front() {
+  assert(count_ > 0 && "Chain::pop_front on an empty chain");
   Buffer b = std::move(ring_[head_]);
   head_ = (head_ + 1) & (cap_ - 1);
   --count_;

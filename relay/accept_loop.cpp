@@ -1,13 +1,12 @@
 #include "relay/accept_loop.hpp"
 
+#include "relay/detail/bridges.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 
 namespace flowrelay::relay {
-namespace detail {
-std::shared_ptr<spdlog::logger> relay_log();
-}
 
 bool out_of_descriptors(const boost::system::error_code& ec) noexcept {
   namespace error = boost::asio::error;

@@ -1,5 +1,6 @@
 #include "relay/relay.hpp"
 
+#include "relay/detail/bridges.hpp"
 #include "relay/detail/flow_base.hpp"
 #include "relay/log.hpp"
 
@@ -22,9 +23,6 @@ std::shared_ptr<spdlog::logger> relay_log() {
   return l;
 }
 
-void start_tcp_bridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex, std::unique_ptr<TcpFlow> app);
-std::shared_ptr<UdpAssociation> start_udp_bridge(Relay& relay, FlowMeta meta, asio::any_io_executor ex,
-                                                 std::unique_ptr<UdpFlow> app);
 }  // namespace detail
 
 // One idle sweeper per shard: a coarse timer that closes the shard's flows that have been quiet for

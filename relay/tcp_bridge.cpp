@@ -12,6 +12,7 @@
 // EOF from one side becomes shutdown(SHUT_WR) on the other once the queue is flushed; the other
 // direction keeps flowing. A reset or write failure on either side resets both.
 
+#include "relay/detail/bridges.hpp"
 #include "relay/detail/flow_base.hpp"
 #include "relay/log.hpp"
 #include "relay/relay.hpp"
@@ -33,7 +34,6 @@ namespace detail {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-std::shared_ptr<spdlog::logger> relay_log();
 
 // A pump that never has to wait (fast sender, fast receiver) yields after this many reads, so one
 // bulk flow cannot starve the other flows, timers and posted work of its shard.

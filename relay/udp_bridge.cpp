@@ -3,6 +3,7 @@
 // carries the right source endpoint without a lookup. Datagrams are never queued in userspace: a
 // full socket drops (and counts) them, as the network would.
 
+#include "relay/detail/bridges.hpp"
 #include "relay/detail/flow_base.hpp"
 #include "relay/log.hpp"
 #include "relay/datagram_chunk.hpp"
@@ -22,7 +23,6 @@ namespace detail {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-std::shared_ptr<spdlog::logger> relay_log();
 
 class UdpBridge final : public FlowBase, public UdpAssociation {
  public:

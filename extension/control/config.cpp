@@ -27,15 +27,17 @@ const char* to_string(ProtoMatch p) {
   switch (p) {
     case ProtoMatch::tcp: return "tcp";
     case ProtoMatch::udp: return "udp";
-    default: return "any";
+    case ProtoMatch::any: return "any";
   }
+  return "any";
 }
 const char* to_string(ReclaimPolicy p) {
   switch (p) {
     case ReclaimPolicy::restart: return "restart";
     case ReclaimPolicy::keep: return "keep";
-    default: return "surgical";
+    case ReclaimPolicy::surgical: return "surgical";
   }
+  return "surgical";
 }
 
 const Upstream* Config::upstream(std::string_view name) const {

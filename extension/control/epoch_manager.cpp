@@ -9,8 +9,9 @@ const char* to_string(EpochEvent::Kind k) {
     case EpochEvent::Kind::accepted: return "accepted";
     case EpochEvent::Kind::unchanged: return "unchanged";
     case EpochEvent::Kind::rejected: return "rejected";
-    default: return "source-error";
+    case EpochEvent::Kind::source_error: return "source-error";
   }
+  return "source-error";
 }
 
 EpochManager::EpochManager(PlatformCaps platform, const Clock& clock, std::size_t history_limit)

@@ -13,8 +13,9 @@ const char* to_string(CycleRecord::Outcome o) {
     case CycleRecord::Outcome::partial: return "partial";
     case CycleRecord::Outcome::deferred: return "deferred";
     case CycleRecord::Outcome::failed: return "failed";
-    default: return "timed-out";
+    case CycleRecord::Outcome::timed_out: return "timed-out";
   }
+  return "timed-out";
 }
 
 struct ReclaimController::Run {

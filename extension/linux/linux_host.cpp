@@ -136,7 +136,9 @@ void LinuxHost::move_bypassed(const BypassedFlow& f, std::uint32_t ct_mark, Move
         ++counters_.tcp_destroyed;
         return;
       case DestroyResult::unavailable: m.unavailable = true; [[fallthrough]];
-      default: m.failures.emplace_back(f.meta.id, to_string(outcome.result)); return;
+      case DestroyResult::gone:
+      case DestroyResult::not_permitted:
+      case DestroyResult::failed: m.failures.emplace_back(f.meta.id, to_string(outcome.result)); return;
     }
   }
   try {
