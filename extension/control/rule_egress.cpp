@@ -1,9 +1,8 @@
 #include "extension/control/rule_egress.hpp"
 
+#include "extension/control/config_file.hpp"
 #include "extension/control/rule_set.hpp"
 
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <stdexcept>
 
@@ -44,10 +43,12 @@ RuleEgress::~RuleEgress() = default;
 
 namespace {
 
+// Read like the config itself (read_config_file): a regular file, without blocking, size-capped,
+// so a FIFO or a device at password_file fails the epoch instead of hanging the control thread.
 std::string read_password(const Upstream& u) {
-  std::ifstream in(u.password_file, std::ios::binary);
-  if (!in) throw std::runtime_error("upstream \"" + u.name + "\": cannot read password_file " + u.password_file);
-  std::string pass((std::istreambuf_iterator<char>(in)), {});
+  auto file = read_config_file(u.password_file, 4096);
+  if (!file) throw std::runtime_error("upstream \"" + u.name + "\": password_file " + file.message);
+  std::string pass = std::move(file.bytes);
   while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r')) pass.pop_back();  // `echo secret > file`
   if (pass.empty() || pass.size() > 255)
     throw std::runtime_error("upstream \"" + u.name + "\": password_file " + u.password_file + " must hold 1 to 255 bytes");

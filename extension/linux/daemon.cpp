@@ -110,7 +110,7 @@ json::value flows_json(relay::Relay& relay, LinuxBypassedFlows& bypassed, const 
                                  {"first_byte_ms", optional_json(s.first_byte_ms)},
                                  {"rtt_us", json::object{{"app", optional_json(s.rtt_app_us)},
                                                          {"upstream", optional_json(s.rtt_upstream_us)}}},
-                                 {"age_ms", std::round(s.age_ms * 1000) / 1000}});  // µs like the others: age >= first byte
+                                 {"age_ms", optional_json(std::optional(s.age_ms))}});  // µs like the others: age >= first byte
   }
   std::string error;
   try {

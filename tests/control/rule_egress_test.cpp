@@ -13,6 +13,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace flowrelay::control {
 namespace {
 
@@ -82,6 +85,27 @@ TEST(RuleEgress, AnEarlierRuleOnUidsWithTheSameWayOutIsNoDoubt) {
             {"verdict": "claim", "proto": "tcp", "dst": ["127.0.0.1/32"]})");
   const auto r = f.dial(std::nullopt);  // both claim rules go direct; a bypass rule never claimed it
   EXPECT_FALSE(r.error) << r.error.message();
+}
+
+TEST(RuleEgress, APasswordFileThatIsAFifoFailsTheEpochAtOnceNamingIt) {
+  Fixture f;
+  const std::string fifo = ::testing::TempDir() + "rule-egress-" + std::to_string(::getpid()) + ".pass";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Epoch e;
+  e.id = 1;
+  e.config = std::make_shared<const Config>(parse_config(
+      R"({"upstreams": {"corp": {"type": "socks5", "address": "127.0.0.1:1080", "username": "u", "password_file": ")" +
+          fifo + R"("}}, "rules": [{"verdict": "claim", "proto": "tcp", "via": "corp"}]})",
+      PlatformCaps::for_linux()));
+  e.rules = std::make_shared<const RuleSet>(*e.config);
+  try {
+    f.egress.prepare(e);  // no writer ever opens the FIFO: a blocking read would hang here
+    ADD_FAILURE() << "a FIFO was read as a password";
+  } catch (const std::runtime_error& err) {
+    EXPECT_NE(std::string(err.what()).find(fifo), std::string::npos) << err.what();
+  }
+  ::unlink(fifo.c_str());
 }
 
 }  // namespace
